@@ -1,0 +1,1 @@
+"""certledger: an event-sourced certificate vault."""

@@ -1,0 +1,1 @@
+"""Read models: views of the event log."""
