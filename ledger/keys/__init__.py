@@ -1,1 +1,1 @@
-
+"""Key custody: where private keys live and how they are used."""

@@ -1,1 +1,1 @@
-
+"""Issuer providers: the certificate authorities certledger orders from."""

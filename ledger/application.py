@@ -1,0 +1,547 @@
+"""The ledger application: one method per command, each saving events atomically."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from ledger.domain.access import ACCESS_ID, AccessControl
+from ledger.domain.certificate import Certificate, Version, X509Facts, certificate_id, check_name
+from ledger.domain.context import Ctx
+from ledger.domain.errors import BadParameter, Conflict, Forbidden, IssuerNotFound, NotFound
+from ledger.domain.issuer import RESERVED_ISSUERS, Issuer, issuer_id
+from ledger.domain.policy import CertificatePolicy, PolicyError
+from ledger.keys.custody import KeyCustody
+from ledger.pki import (
+    BundleImportError,
+    CertificateExpiredError,
+    CertificateParseError,
+    KeyMismatchError,
+    build_csr,
+    check_validity,
+    load_certificates,
+    load_import,
+    order_chain,
+    sha256_fingerprint,
+    x5t,
+)
+from ledger.profile import policy_from_certificate, profile_from_policy
+from ledger.providers.base import IssuerConfig, ProviderRegistry
+from ledger.settings import Settings
+
+PKCS12 = "application/x-pkcs12"
+PEM = "application/x-pem-file"
+SYSTEM = "certledger"
+
+A = TypeVar("A", bound=Aggregate)
+
+SIGN_ALGORITHMS: dict[str, tuple[str, hashes.HashAlgorithm]] = {
+    "RS256": ("RSA", hashes.SHA256()),
+    "RS384": ("RSA", hashes.SHA384()),
+    "RS512": ("RSA", hashes.SHA512()),
+    "PS256": ("RSA-PSS", hashes.SHA256()),
+    "PS384": ("RSA-PSS", hashes.SHA384()),
+    "PS512": ("RSA-PSS", hashes.SHA512()),
+    "ES256": ("EC", hashes.SHA256()),
+    "ES384": ("EC", hashes.SHA384()),
+    "ES512": ("EC", hashes.SHA512()),
+    "ES256K": ("EC", hashes.SHA256()),
+}
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def x509_facts(cert: x509.Certificate, chain: list[x509.Certificate]) -> X509Facts:
+    der = serialization.Encoding.DER
+    return X509Facts(
+        cert_der=b64(cert.public_bytes(der)),
+        chain_der=[b64(c.public_bytes(der)) for c in chain],
+        x5t=x5t(cert),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def key_owner(cert: Certificate) -> str:
+    """Custody owner of a certificate's keys: one data key per name and generation."""
+    return f"cert:{cert.name.lower()}:{cert.generation}"
+
+
+def load_version_cert(version: Version) -> x509.Certificate:
+    assert version.cert_der is not None
+    return x509.load_der_x509_certificate(base64.b64decode(version.cert_der))
+
+
+class Ledger(Application[UUID]):
+    """Commands on certificates, issuers and access grants."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        custody: KeyCustody,
+        providers: ProviderRegistry,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            env={
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(settings.sqlite_path),
+                "SQLITE_LOCK_TIMEOUT": "30",
+            }
+        )
+        self.settings = settings
+        self.custody = custody
+        self.providers = providers
+        self.now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self._bootstrap_access()
+
+    # -- plumbing ---------------------------------------------------------
+
+    def commit(self, *aggregates: Aggregate) -> None:
+        try:
+            self.save(*aggregates)
+        except IntegrityError as exc:
+            raise Conflict("the certificate changed concurrently; retry the request") from exc
+
+    def _load(self, aggregate_id: UUID, cls: type[A]) -> A | None:
+        try:
+            found: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(found, cls)
+        return found
+
+    def _bootstrap_access(self) -> None:
+        if self._load(ACCESS_ID, AccessControl) is None:
+            access = AccessControl.bootstrap(Ctx(SYSTEM), self.settings.principal)
+            with contextlib.suppress(IntegrityError):  # another process bootstrapped it
+                self.save(access)
+
+    def access(self) -> AccessControl:
+        found = self._load(ACCESS_ID, AccessControl)
+        assert found is not None
+        return found
+
+    def authorize(self, ctx: Ctx, permission: str, target: str) -> None:
+        """Raise Forbidden, and record the denial, unless `ctx.actor` holds `permission`."""
+        for _ in range(5):
+            access = self.access()
+            if access.allows(ctx.actor, permission):
+                return
+            access.record_denial(ctx, permission, target)
+            try:
+                self.save(access)
+                break
+            except IntegrityError:
+                continue
+        raise Forbidden(
+            f"principal {ctx.actor!r} lacks the certificates/{permission} permission on {target}"
+        )
+
+    def find_certificate(self, name: str) -> Certificate | None:
+        check_name(name)
+        return self._load(certificate_id(name), Certificate)
+
+    def certificate(self, name: str) -> Certificate:
+        """A live certificate (it may have only a pending operation)."""
+        cert = self.find_certificate(name)
+        if cert is None or not cert.exists:
+            raise NotFound(f"certificate {name!r} not found")
+        return cert
+
+    def policy_of(self, cert: Certificate) -> CertificatePolicy:
+        if cert.policy is None:
+            raise NotFound(f"certificate {cert.name!r} has no policy")
+        return CertificatePolicy.from_kv_json(cert.policy)
+
+    # -- creation ---------------------------------------------------------
+
+    def create_certificate(
+        self,
+        ctx: Ctx,
+        name: str,
+        policy: CertificatePolicy | None = None,
+        *,
+        tags: dict[str, str] | None = None,
+    ) -> Certificate:
+        """Accept a create: key pair and CSR now, the rest for the worker or a merge."""
+        self.authorize(ctx, "create", f"certificates/{name}")
+        cert = self.find_certificate(name) or Certificate.register(ctx, name)
+        if policy is None:
+            if cert.policy is None:
+                raise BadParameter(
+                    f"certificate {name!r} does not exist: its first creation needs a policy"
+                )
+            policy = self.policy_of(cert)
+        issuer_name = self._resolve_issuer(policy)
+        cert.replace_policy(ctx, policy.to_kv_json(), policy.fingerprint())
+        version = uuid.uuid4().hex
+        cert.open_operation(
+            ctx, version, issuer_name, policy.secret_props.contentType, tags=tags or {}
+        )
+
+        key_props = policy.key_props
+        previous = cert.versions.get(cert.current) if cert.current else None
+        reuse = (
+            key_props.reuse_key
+            and previous is not None
+            and previous.key_id is not None
+            and previous.kty == key_props.kty
+            and previous.key_size == key_props.key_size
+            and previous.crv == key_props.crv
+        )
+        if reuse and previous is not None and previous.key_id is not None:
+            key_id = previous.key_id
+        else:
+            key_id = self.custody.generate(
+                key_owner(cert), key_props.kty, key_props.key_size, key_props.crv
+            ).key_id
+        signer = self.custody.signer(key_id)
+        public = signer.public_key()
+        cert.create_key_pair(
+            ctx,
+            key_id=key_id,
+            kty=key_props.kty,
+            key_size=key_props.key_size,
+            crv=key_props.crv,
+            public_key_pem=public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ).decode(),
+            exportable=key_props.exportable,
+            reused=bool(reuse),
+        )
+        csr_der = build_csr(signer, profile_from_policy(policy)).public_bytes(
+            serialization.Encoding.DER
+        )
+        cert.issue_csr(ctx, b64(csr_der), sha256_fingerprint(csr_der))
+        self.commit(cert)
+        return cert
+
+    def _resolve_issuer(self, policy: CertificatePolicy) -> str:
+        name = policy.issuer_name
+        if name.lower() in RESERVED_ISSUERS:
+            return "Self" if name.lower() == "self" else "Unknown"
+        issuer = self._load(issuer_id(name), Issuer)
+        if issuer is None or issuer.deleted:
+            raise BadParameter(f"issuer.name: issuer {name!r} does not exist")
+        if not issuer.enabled:
+            raise BadParameter(f"issuer.name: issuer {name!r} is disabled")
+        return issuer.name
+
+    def merge_certificate(self, ctx: Ctx, name: str, data: bytes | str) -> Certificate:
+        """A user's merge of the CA-signed certificate: completes the operation at once."""
+        self.authorize(ctx, "create", f"certificates/{name}")
+        cert = self.certificate(name)
+        op = cert.require_in_progress()
+        if op.issuer_name != "Unknown":
+            raise Conflict(
+                f"certificate {name!r} is issued by {op.issuer_name!r}; only issuer Unknown merges"
+            )
+        pending = cert.pending_version()
+        assert pending.public_key_pem is not None
+        public = serialization.load_pem_public_key(pending.public_key_pem.encode())
+        try:
+            leaf, chain = order_chain(load_certificates(data), public)
+            check_validity(leaf, self.now())
+        except (CertificateParseError, KeyMismatchError, CertificateExpiredError) as exc:
+            reason = str(exc)
+            if isinstance(exc, KeyMismatchError):
+                reason = "its public key is not the pending key pair's"
+            raise BadParameter(f"cannot merge into {name!r}: {reason}") from exc
+        cert.merge_x509(ctx, x509_facts(leaf, chain), source="merge")
+        cert.promote(ctx)
+        self.commit(cert)
+        return cert
+
+    def cancel_operation(self, ctx: Ctx, name: str) -> Certificate:
+        self.authorize(ctx, "update", f"certificates/{name}/pending")
+        cert = self.certificate(name)
+        cert.request_cancellation(ctx)
+        self.commit(cert)
+        return cert
+
+    def delete_operation(self, ctx: Ctx, name: str) -> Certificate:
+        self.authorize(ctx, "delete", f"certificates/{name}/pending")
+        cert = self.certificate(name)
+        op = cert.require_operation()
+        if op.in_progress:
+            cert.cancel(ctx, "The operation was deleted.")
+        cert.delete_operation(ctx)
+        self.commit(cert)
+        return cert
+
+    # -- import, attributes, policy --------------------------------------
+
+    def import_certificate(
+        self,
+        ctx: Ctx,
+        name: str,
+        data: bytes,
+        *,
+        password: str | None = None,
+        policy: CertificatePolicy | None = None,
+    ) -> Certificate:
+        self.authorize(ctx, "import", f"certificates/{name}")
+        try:
+            bundle = load_import(data, password)
+            check_validity(bundle.cert, self.now())
+        except (BundleImportError, CertificateParseError, CertificateExpiredError) as exc:
+            raise BadParameter(f"cannot import into {name!r}: {exc}") from exc
+        except ValueError as exc:
+            raise BadParameter(f"cannot import into {name!r}: {exc}") from exc
+        cert = self.find_certificate(name) or Certificate.register(ctx, name)
+        content_type = PEM if data.lstrip().startswith(b"-----") else PKCS12
+        if policy is None and cert.policy is None:
+            policy = policy_from_certificate(bundle.cert, content_type)
+        if policy is not None:
+            cert.replace_policy(ctx, policy.to_kv_json(), policy.fingerprint())
+        stored = self.policy_of(cert)
+        handle = self.custody.import_private_key(key_owner(cert), bundle.key)
+        cert.import_version(
+            ctx,
+            version=uuid.uuid4().hex,
+            key_id=handle.key_id,
+            kty=handle.kty,
+            key_size=handle.key_size,
+            crv=handle.crv,
+            public_key_pem=handle.public_key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ).decode(),
+            content_type=stored.secret_props.contentType,
+            facts=x509_facts(bundle.cert, bundle.chain),
+        )
+        self.commit(cert)
+        return cert
+
+    def update_certificate(
+        self,
+        ctx: Ctx,
+        name: str,
+        version: str | None = None,
+        *,
+        enabled: bool | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Version:
+        self.authorize(ctx, "update", f"certificates/{name}")
+        cert = self.certificate(name)
+        updated = cert.update_attributes(ctx, version, enabled=enabled, tags=tags)
+        self.commit(cert)
+        return cert.versions[updated.version]
+
+    def update_policy(self, ctx: Ctx, name: str, patch: dict[str, Any]) -> CertificatePolicy:
+        """Key Vault's PATCH of a policy: merged onto the stored one."""
+        self.authorize(ctx, "update", f"certificates/{name}/policy")
+        cert = self.certificate(name)
+        policy = self.policy_of(cert).merged(patch)
+        self._resolve_issuer(policy)
+        cert.replace_policy(ctx, policy.to_kv_json(), policy.fingerprint())
+        self.commit(cert)
+        return policy
+
+    # -- deletion ---------------------------------------------------------
+
+    def delete_certificate(self, ctx: Ctx, name: str) -> Certificate:
+        self.authorize(ctx, "delete", f"certificates/{name}")
+        cert = self.find_certificate(name)
+        if cert is None:
+            raise NotFound(f"certificate {name!r} not found")
+        if cert.operation is not None and cert.operation.in_progress:
+            cert.cancel(ctx, "The certificate was deleted.")
+        cert.delete(ctx)
+        self.commit(cert)
+        return cert
+
+    def deleted_certificate(self, name: str) -> Certificate:
+        cert = self.find_certificate(name)
+        if cert is None or not cert.is_deleted:
+            raise NotFound(f"deleted certificate {name!r} not found")
+        return cert
+
+    def recover_certificate(self, ctx: Ctx, name: str) -> Certificate:
+        self.authorize(ctx, "recover", f"deletedcertificates/{name}")
+        cert = self.deleted_certificate(name)
+        cert.recover(ctx)
+        self.commit(cert)
+        return cert
+
+    def purge_certificate(self, ctx: Ctx, name: str) -> None:
+        self.authorize(ctx, "purge", f"deletedcertificates/{name}")
+        cert = self.deleted_certificate(name)
+        owner = key_owner(cert)
+        cert.purge(ctx)
+        self.commit(cert)
+        self.custody.destroy_owner(owner)
+
+    # -- the managed key and secret ---------------------------------------
+
+    def operable_version(self, ctx: Ctx, name: str, version: str | None, use: str) -> Version:
+        """A version whose key and secret may be used now, or Forbidden naming why not."""
+        self.authorize(ctx, "get", f"certificates/{name}")
+        v = self.certificate(name).version_of(version)
+        now = self.now()
+        if not v.enabled:
+            raise Forbidden(
+                f"certificate {name!r} version {v.version} is disabled: its {use} is inoperable"
+            )
+        assert v.not_before is not None and v.not_after is not None
+        if now < v.not_before or now > v.not_after:
+            raise Forbidden(
+                f"certificate {name!r} version {v.version} is outside its validity window "
+                f"({v.not_before.isoformat()} to {v.not_after.isoformat()}): "
+                f"its {use} is inoperable"
+            )
+        return v
+
+    def secret_value(self, ctx: Ctx, name: str, version: str | None = None) -> tuple[str, Version]:
+        """The secret's value: PKCS#12 (base64) or PEM, with the key only when exportable."""
+        from ledger.pki import to_pem, to_pkcs12
+
+        v = self.operable_version(ctx, name, version, "secret")
+        leaf = load_version_cert(v)
+        chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in v.chain_der]
+        key = self.custody.export_private_key(v.key_id) if v.exportable and v.key_id else None
+        if v.content_type == PEM:
+            return to_pem(key, leaf, chain), v
+        return b64(to_pkcs12(key, leaf, chain, friendly_name=name)), v
+
+    def sign(
+        self, ctx: Ctx, name: str, version: str | None, algorithm: str, digest: bytes
+    ) -> tuple[bytes, Version]:
+        """Sign a digest with the certificate's key; the key never leaves custody."""
+        v = self.operable_version(ctx, name, version, "key")
+        spec = SIGN_ALGORITHMS.get(algorithm)
+        if spec is None:
+            raise BadParameter(f"alg: unsupported signing algorithm {algorithm!r}")
+        family, hash_alg = spec
+        if len(digest) != hash_alg.digest_size:
+            raise BadParameter(
+                f"value: a {algorithm} digest is {hash_alg.digest_size} bytes, not {len(digest)}"
+            )
+        assert v.key_id is not None
+        key = self.custody.signer(v.key_id)
+        prehashed = utils.Prehashed(hash_alg)
+        if isinstance(key, rsa.RSAPrivateKey) and family.startswith("RSA"):
+            pad: padding.AsymmetricPadding = (
+                padding.PKCS1v15()
+                if family == "RSA"
+                else padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size)
+            )
+            return key.sign(digest, pad, prehashed), v
+        if isinstance(key, ec.EllipticCurvePrivateKey) and family == "EC":
+            der_sig = key.sign(digest, ec.ECDSA(prehashed))
+            r, s = utils.decode_dss_signature(der_sig)
+            size = (key.curve.key_size + 7) // 8
+            return r.to_bytes(size, "big") + s.to_bytes(size, "big"), v
+        raise BadParameter(f"alg: {algorithm} does not fit a {v.kty} key")
+
+    # -- issuers ----------------------------------------------------------
+
+    def set_issuer(
+        self,
+        ctx: Ctx,
+        name: str,
+        *,
+        provider: str,
+        account_id: str | None = None,
+        password: str | None = None,
+        org_id: str | None = None,
+        admin_contacts: list[dict[str, str]] | None = None,
+        enabled: bool = True,
+    ) -> Issuer:
+        self.authorize(ctx, "setissuers", f"certificates/issuers/{name}")
+        if name.lower() in RESERVED_ISSUERS:
+            raise BadParameter(f"issuer name {name!r} is reserved")
+        provider_key = self.providers.canonical(provider)
+        issuer = self._load(issuer_id(name), Issuer) or Issuer.register(ctx, name)
+        credential_ref = issuer.credential_ref
+        if password is not None:
+            credential_ref = self.custody.seal(f"issuer:{name.lower()}", password.encode())
+        state = issuer.provider_state if issuer.provider == provider_key else {}
+        config = IssuerConfig(
+            name=issuer.name,
+            provider=provider_key,
+            account_id=account_id,
+            password=password,
+            org_id=org_id,
+            admin_contacts=admin_contacts or [],
+            state=state,
+        )
+        state = self.providers.get(provider_key).setup(config)
+        issuer.configure(
+            ctx,
+            provider=provider_key,
+            account_id=account_id,
+            credential_ref=credential_ref,
+            org_id=org_id,
+            admin_contacts=admin_contacts or [],
+            enabled=enabled,
+            provider_state=state,
+        )
+        self.commit(issuer)
+        return issuer
+
+    def issuer(self, ctx: Ctx, name: str) -> Issuer:
+        self.authorize(ctx, "getissuers", f"certificates/issuers/{name}")
+        check_name(name, "issuer")
+        issuer = self._load(issuer_id(name), Issuer)
+        if issuer is None or issuer.deleted:
+            raise IssuerNotFound(f"issuer {name!r} not found")
+        return issuer
+
+    def delete_issuer(self, ctx: Ctx, name: str) -> Issuer:
+        self.authorize(ctx, "deleteissuers", f"certificates/issuers/{name}")
+        issuer = self.issuer(ctx, name)
+        issuer.delete(ctx)
+        self.commit(issuer)
+        return issuer
+
+    def issuer_config(self, issuer: Issuer) -> IssuerConfig:
+        password = None
+        if issuer.credential_ref:
+            password = self.custody.unseal(issuer.credential_ref).decode()
+        return IssuerConfig(
+            name=issuer.name,
+            provider=issuer.provider,
+            account_id=issuer.account_id,
+            password=password,
+            org_id=issuer.org_id,
+            admin_contacts=issuer.admin_contacts,
+            state=issuer.provider_state,
+        )
+
+    # -- access -----------------------------------------------------------
+
+    def grant(self, ctx: Ctx, principal: str, permissions: list[str]) -> AccessControl:
+        access = self.access()
+        access.grant(ctx, principal, permissions)
+        self.commit(access)
+        return access
+
+    def revoke(self, ctx: Ctx, principal: str, permissions: list[str]) -> AccessControl:
+        access = self.access()
+        access.revoke(ctx, principal, permissions)
+        self.commit(access)
+        return access
+
+
+def parse_policy(data: Any) -> CertificatePolicy:
+    try:
+        return CertificatePolicy.from_kv_json(data)
+    except PolicyError as exc:
+        raise BadParameter(f"invalid policy: {exc}") from exc

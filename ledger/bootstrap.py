@@ -1,0 +1,36 @@
+"""The composition root: settings in, a ready ledger out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ledger.application import Ledger
+from ledger.keys.envelope import EnvelopeCustody
+from ledger.keys.master import load_master_key
+from ledger.keys.store import SqliteCustodyStore
+from ledger.providers.base import (
+    ProviderFactory,
+    ProviderRegistry,
+    ProviderServices,
+    discover_providers,
+)
+from ledger.providers.localca import LocalCaProvider
+from ledger.settings import Settings
+
+BUILT_IN_PROVIDERS: dict[str, ProviderFactory] = {"localca": LocalCaProvider}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_ledger(settings: Settings, clock: Callable[[], datetime] | None = None) -> Ledger:
+    """Open (creating on first use) the ledger that `settings` describe."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    now = clock or utcnow
+    master = load_master_key(settings.master_key_file, settings.master_key_b64)
+    custody = EnvelopeCustody(SqliteCustodyStore(settings.sqlite_path), master)
+    factories = {**BUILT_IN_PROVIDERS, **discover_providers()}
+    registry = ProviderRegistry(ProviderServices(custody=custody, now=now), factories)
+    return Ledger(settings, custody, registry, clock=now)

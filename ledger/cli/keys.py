@@ -1,0 +1,91 @@
+"""`certledger key ...` and `certledger secret ...`: the managed key and secret."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import click
+
+from ledger.cli import State
+from ledger.cli.common import pass_state
+from ledger.cli.output import emit
+from ledger.domain.errors import BadParameter
+from projections import bundles
+
+
+@click.group()
+def key() -> None:
+    """The certificate's managed key (read-only; usable without leaving the vault)."""
+
+
+@key.command("show")
+@click.argument("name")
+@click.option("--version", "version", help="A version id (default: the current version).")
+@pass_state
+def key_show(state: State, name: str, version: str | None) -> None:
+    """Show the managed key as Key Vault's KeyBundle (public JWK only).
+
+    \b
+    Example:
+      certledger key show web --output json
+    """
+    state.ledger.authorize(state.ctx(), "get", f"keys/{name}")
+    cert = state.ledger.certificate(name)
+    v = cert.version_of(version)
+    emit(bundles.key_bundle(cert, v, state.settings.vault_url), state.output)
+
+
+@key.command("sign")
+@click.argument("name")
+@click.option("--alg", required=True, help="RS256, PS256, ES256, ES384, ... as in Key Vault.")
+@click.option("--digest", required=True, help="The digest to sign, hex or base64url.")
+@click.option("--version", "version", help="A version id (default: the current version).")
+@pass_state
+def key_sign(state: State, name: str, alg: str, digest: str, version: str | None) -> None:
+    """Sign a digest with the certificate's key; prints Key Vault's KeyOperationResult.
+
+    \b
+    Example:
+      certledger key sign web --alg ES256 --digest $(printf hi | sha256sum | cut -c1-64)
+    """
+    try:
+        raw = bytes.fromhex(digest)
+    except ValueError:
+        try:
+            raw = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise BadParameter("--digest: expected hex or base64url") from exc
+    signature, v = state.ledger.sign(state.ctx(), name, version, alg, raw)
+    value = base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+    emit(
+        {"kid": f"{state.settings.vault_url}/keys/{name}/{v.version}", "value": value}, state.output
+    )
+
+
+@click.group()
+def secret() -> None:
+    """The certificate's managed secret: the certificate with its private key."""
+
+
+@secret.command("show")
+@click.argument("name")
+@click.option("--version", "version", help="A version id (default: the current version).")
+@pass_state
+def secret_show(state: State, name: str, version: str | None) -> None:
+    """Show the secret (PKCS#12 base64 or PEM, per the policy's content type).
+
+    \b
+    Example:
+      certledger secret show web --output json
+    """
+    value, v = state.ledger.secret_value(state.ctx(), name, version)
+    cert = state.ledger.certificate(name)
+    body = bundles.secret_bundle(cert, v, value, state.settings.vault_url)
+    if state.output == "json":
+        emit(body, "json")
+    else:
+        click.echo(value if value.endswith("\n") else value + "\n", nl=False)
+
+
+COMMANDS = [key, secret]

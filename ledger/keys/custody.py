@@ -1,0 +1,54 @@
+"""The key custody interface: private keys are generated, used and kept here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    PublicKeyTypes,
+)
+
+
+class CustodyError(Exception):
+    """A key or data key is missing, destroyed or unusable."""
+
+
+@dataclass(frozen=True)
+class KeyHandle:
+    key_id: str
+    public_key: PublicKeyTypes
+    kty: str
+    key_size: int | None
+    crv: str | None
+
+
+class KeyCustody(Protocol):
+    """Private keys never leave custody except as `signer` objects or an explicit export."""
+
+    def generate(self, owner: str, kty: str, key_size: int | None, crv: str | None) -> KeyHandle:
+        """Make a key pair inside custody, owned by `owner` (a certificate)."""
+        ...
+
+    def import_private_key(
+        self, owner: str, key: CertificateIssuerPrivateKeyTypes
+    ) -> KeyHandle: ...
+
+    def signer(self, key_id: str) -> CertificateIssuerPrivateKeyTypes:
+        """A private-key object that signs without exposing the key bytes."""
+        ...
+
+    def export_private_key(self, key_id: str) -> CertificateIssuerPrivateKeyTypes:
+        """The key itself, for an exportable certificate's secret value."""
+        ...
+
+    def seal(self, owner: str, data: bytes) -> str:
+        """Keep a small secret (e.g. an issuer's password); returns its reference."""
+        ...
+
+    def unseal(self, ref: str) -> bytes: ...
+
+    def destroy_owner(self, owner: str) -> None:
+        """Destroy every key and secret of `owner` (crypto-shredding)."""
+        ...

@@ -1,0 +1,107 @@
+"""The provider interface that issuer objects name.
+
+A provider is a class registered in the ``certledger.providers`` entry point
+group. It is built with the ledger's `ProviderServices` and must implement
+`setup`, `place_order`, `poll` and `cancel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any, Literal, Protocol
+
+from ledger.domain.errors import BadParameter
+from ledger.keys.custody import KeyCustody
+from ledger.pki.names import CertProfile
+
+OrderState = Literal["pending", "issued", "failed", "cancelled"]
+ENTRY_POINT_GROUP = "certledger.providers"
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    """What a provider sees of an issuer object."""
+
+    name: str
+    provider: str
+    account_id: str | None
+    password: str | None
+    org_id: str | None
+    admin_contacts: list[dict[str, str]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    issuer: IssuerConfig
+    csr_pem: str
+    profile: CertProfile
+    request_id: str
+
+
+@dataclass(frozen=True)
+class OrderStatus:
+    """A CA's answer: `certificates_pem` holds the leaf and its chain once issued."""
+
+    order_ref: str
+    state: OrderState
+    certificates_pem: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderServices:
+    """What the ledger lends a provider: key custody and a clock."""
+
+    custody: KeyCustody
+    now: Callable[[], datetime]
+
+
+class IssuerProvider(Protocol):
+    def setup(self, issuer: IssuerConfig) -> dict[str, Any]:
+        """Prepare an issuer object; return public state to keep with it."""
+        ...
+
+    def place_order(self, request: OrderRequest) -> OrderStatus: ...
+
+    def poll(self, issuer: IssuerConfig, order_ref: str) -> OrderStatus: ...
+
+    def cancel(self, issuer: IssuerConfig, order_ref: str) -> None: ...
+
+
+ProviderFactory = Callable[[ProviderServices], IssuerProvider]
+
+
+def discover_providers() -> dict[str, ProviderFactory]:
+    """Providers registered in the entry point group, by lower-cased name."""
+    found: dict[str, ProviderFactory] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name.lower()] = ep.load()
+    return found
+
+
+class ProviderRegistry:
+    def __init__(self, services: ProviderServices, factories: dict[str, ProviderFactory]) -> None:
+        self._services = services
+        self._factories = {k.lower(): v for k, v in factories.items()}
+        self._instances: dict[str, IssuerProvider] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def canonical(self, name: str) -> str:
+        if name.lower() not in self._factories:
+            known = ", ".join(self.names) or "none"
+            raise BadParameter(f"unknown issuer provider {name!r}; known providers: {known}")
+        return name.lower()
+
+    def get(self, name: str) -> IssuerProvider:
+        key = self.canonical(name)
+        if key not in self._instances:
+            self._instances[key] = self._factories[key](self._services)
+        return self._instances[key]
