@@ -129,7 +129,7 @@ class Ledger(Application[UUID]):
 
     def _bootstrap_access(self) -> None:
         if self._load(ACCESS_ID, AccessControl) is None:
-            access = AccessControl.bootstrap(Ctx(SYSTEM), self.settings.principal)
+            access = AccessControl.bootstrap(Ctx(SYSTEM), self.settings.administrator)
             with contextlib.suppress(IntegrityError):  # another process bootstrapped it
                 self.save(access)
 

@@ -24,6 +24,7 @@ class Settings:
     home: Path
     database_url: str
     principal: str
+    administrator: str
     vault_url: str
     master_key_b64: str | None
 
@@ -57,6 +58,7 @@ class Settings:
             home=home_path,
             database_url=url,
             principal=principal or env.get("CERTLEDGER_PRINCIPAL") or DEFAULT_PRINCIPAL,
+            administrator=env.get("CERTLEDGER_ADMIN") or DEFAULT_PRINCIPAL,
             vault_url=(env.get("CERTLEDGER_VAULT_URL") or DEFAULT_VAULT_URL).rstrip("/"),
             master_key_b64=env.get("CERTLEDGER_MASTER_KEY") or None,
         )
