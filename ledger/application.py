@@ -24,6 +24,7 @@ from ledger.domain.errors import BadParameter, Conflict, Forbidden, IssuerNotFou
 from ledger.domain.issuer import RESERVED_ISSUERS, Issuer, issuer_id
 from ledger.domain.policy import CertificatePolicy, PolicyError
 from ledger.keys.custody import KeyCustody
+from ledger.keys.store import CustodyRow
 from ledger.pki import (
     BundleImportError,
     CertificateExpiredError,
@@ -58,6 +59,13 @@ SIGN_ALGORITHMS: dict[str, tuple[str, hashes.HashAlgorithm]] = {
     "ES384": ("EC", hashes.SHA384()),
     "ES512": ("EC", hashes.SHA512()),
     "ES256K": ("EC", hashes.SHA256()),
+}
+# JWA binds each ECDSA algorithm to one curve (RFC 7518 section 3.4, RFC 8812).
+EC_ALGORITHM_CURVES = {
+    "ES256": "secp256r1",
+    "ES384": "secp384r1",
+    "ES512": "secp521r1",
+    "ES256K": "secp256k1",
 }
 
 
@@ -103,6 +111,8 @@ class Ledger(Application[UUID]):
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(settings.sqlite_path),
                 "SQLITE_LOCK_TIMEOUT": "30",
+                "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerSQLiteRecorder",
+                "AGGREGATE_CACHE_MAXSIZE": "1000",
             }
         )
         self.settings = settings
@@ -113,15 +123,17 @@ class Ledger(Application[UUID]):
 
     # -- plumbing ---------------------------------------------------------
 
-    def commit(self, *aggregates: Aggregate) -> None:
+    def commit(self, *aggregates: Aggregate, custody: tuple[CustodyRow, ...] = ()) -> None:
+        """Save the aggregates' new events, and the custody rows they reference, atomically."""
         try:
-            self.save(*aggregates)
+            self.save(*aggregates, custody_rows=custody)
         except IntegrityError as exc:
             raise Conflict("the certificate changed concurrently; retry the request") from exc
 
-    def _load(self, aggregate_id: UUID, cls: type[A]) -> A | None:
+    def _load(self, aggregate_id: UUID, cls: type[A], *, copy: bool = True) -> A | None:
+        """The aggregate, or None; `copy=False` shares the cached object (read only!)."""
         try:
-            found: Aggregate = self.repository.get(aggregate_id)
+            found: Aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=copy)
         except AggregateNotFoundError:
             return None
         assert isinstance(found, cls)
@@ -133,17 +145,17 @@ class Ledger(Application[UUID]):
             with contextlib.suppress(IntegrityError):  # another process bootstrapped it
                 self.save(access)
 
-    def access(self) -> AccessControl:
-        found = self._load(ACCESS_ID, AccessControl)
+    def access(self, *, copy: bool = True) -> AccessControl:
+        found = self._load(ACCESS_ID, AccessControl, copy=copy)
         assert found is not None
         return found
 
     def authorize(self, ctx: Ctx, permission: str, target: str) -> None:
         """Raise Forbidden, and record the denial, unless `ctx.actor` holds `permission`."""
         for _ in range(5):
-            access = self.access()
-            if access.allows(ctx.actor, permission):
+            if self.access(copy=False).allows(ctx.actor, permission):
                 return
+            access = self.access()
             access.record_denial(ctx, permission, target)
             try:
                 self.save(access)
@@ -206,12 +218,14 @@ class Ledger(Application[UUID]):
             and previous.key_size == key_props.key_size
             and previous.crv == key_props.crv
         )
+        writes: tuple[CustodyRow, ...] = ()
         if reuse and previous is not None and previous.key_id is not None:
             key_id = previous.key_id
         else:
-            key_id = self.custody.generate(
+            handle = self.custody.generate(
                 key_owner(cert), key_props.kty, key_props.key_size, key_props.crv
-            ).key_id
+            )
+            key_id, writes = handle.key_id, handle.writes
         signer = self.custody.signer(key_id)
         public = signer.public_key()
         cert.create_key_pair(
@@ -230,7 +244,7 @@ class Ledger(Application[UUID]):
             serialization.Encoding.DER
         )
         cert.issue_csr(ctx, b64(csr_der), sha256_fingerprint(csr_der))
-        self.commit(cert)
+        self.commit(cert, custody=writes)
         return cert
 
     def _resolve_issuer(self, policy: CertificatePolicy) -> str:
@@ -326,7 +340,7 @@ class Ledger(Application[UUID]):
             content_type=stored.secret_props.contentType,
             facts=x509_facts(bundle.cert, bundle.chain),
         )
-        self.commit(cert)
+        self.commit(cert, custody=handle.writes)
         return cert
 
     def update_certificate(
@@ -443,12 +457,17 @@ class Ledger(Application[UUID]):
                 else padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size)
             )
             return key.sign(digest, pad, prehashed), v
-        if isinstance(key, ec.EllipticCurvePrivateKey) and family == "EC":
+        if (
+            isinstance(key, ec.EllipticCurvePrivateKey)
+            and family == "EC"
+            and key.curve.name == EC_ALGORITHM_CURVES[algorithm]
+        ):
             der_sig = key.sign(digest, ec.ECDSA(prehashed))
             r, s = utils.decode_dss_signature(der_sig)
             size = (key.curve.key_size + 7) // 8
             return r.to_bytes(size, "big") + s.to_bytes(size, "big"), v
-        raise BadParameter(f"alg: {algorithm} does not fit a {v.kty} key")
+        curve = f" {v.crv}" if v.crv else ""
+        raise BadParameter(f"alg: {algorithm} does not fit a {v.kty}{curve} key")
 
     # -- issuers ----------------------------------------------------------
 
@@ -470,8 +489,10 @@ class Ledger(Application[UUID]):
         provider_key = self.providers.canonical(provider)
         issuer = self._load(issuer_id(name), Issuer) or Issuer.register(ctx, name)
         credential_ref = issuer.credential_ref
+        writes: tuple[CustodyRow, ...] = ()
         if password is not None:
-            credential_ref = self.custody.seal(f"issuer:{name.lower()}", password.encode())
+            sealed = self.custody.seal(f"issuer:{name.lower()}", password.encode())
+            credential_ref, writes = sealed.ref, sealed.writes
         state = issuer.provider_state if issuer.provider == provider_key else {}
         config = IssuerConfig(
             name=issuer.name,
@@ -482,7 +503,7 @@ class Ledger(Application[UUID]):
             admin_contacts=admin_contacts or [],
             state=state,
         )
-        state = self.providers.get(provider_key).setup(config)
+        setup = self.providers.get(provider_key).setup(config)
         issuer.configure(
             ctx,
             provider=provider_key,
@@ -491,9 +512,9 @@ class Ledger(Application[UUID]):
             org_id=org_id,
             admin_contacts=admin_contacts or [],
             enabled=enabled,
-            provider_state=state,
+            provider_state=setup.state,
         )
-        self.commit(issuer)
+        self.commit(issuer, custody=writes + setup.custody_writes)
         return issuer
 
     def issuer(self, ctx: Ctx, name: str) -> Issuer:

@@ -66,7 +66,6 @@ class Worker:
             cert: Certificate = self.ledger.repository.get(cert_id)
             while self.advance(cert):
                 progressed += 1
-                cert = self.ledger.certificate(cert.name)
         return progressed
 
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
@@ -74,11 +73,21 @@ class Worker:
             if self.run_once() == 0:
                 stop.wait(interval)
 
-    def drive(self, name: str, timeout: float = 60.0, interval: float = 0.2) -> Certificate:
-        """Run one certificate's operation until it needs nobody else (embedded --wait)."""
+    def drive(
+        self,
+        name: str,
+        timeout: float = 60.0,
+        interval: float = 0.2,
+        *,
+        cert: Certificate | None = None,
+    ) -> Certificate:
+        """Run one certificate's operation until it needs nobody else (embedded --wait).
+
+        `cert` may be the aggregate a command just saved, to spare reloading it.
+        """
         deadline = time.monotonic() + timeout
+        cert = cert or self.ledger.certificate(name)
         while True:
-            cert = self.ledger.certificate(name)
             op = cert.operation
             if op is None or not op.in_progress or op.issuer_name == "Unknown":
                 return cert
@@ -86,6 +95,7 @@ class Worker:
                 if time.monotonic() > deadline:
                     return cert
                 time.sleep(interval)
+                cert = self.ledger.certificate(name)
 
     # -- one step ---------------------------------------------------------
 

@@ -141,7 +141,7 @@ def create(
     if wait:
         from ledger.worker import Worker
 
-        result = Worker(ledger).drive(name, timeout=timeout)
+        result = Worker(ledger).drive(name, timeout=timeout, cert=result)
     emit(bundles.operation_json(result, ledger.settings.vault_url), state.output)
     op = result.require_operation()
     if wait and op.status not in (COMPLETED, "inProgress"):

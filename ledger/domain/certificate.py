@@ -7,7 +7,7 @@ attributes); private keys live in key custody and are referenced by key id.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -119,6 +119,18 @@ class Certificate(Aggregate):
     @staticmethod
     def create_id(name: str) -> UUID:
         return certificate_id(name)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Certificate:
+        # Cheaper than a generic deep copy: the policy dict is replaced, never mutated.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.versions = {
+            k: replace(v, tags=dict(v.tags), chain_der=list(v.chain_der))
+            for k, v in self.versions.items()
+        }
+        clone.operation = replace(self.operation) if self.operation else None
+        clone._pending_events = list(self._pending_events)
+        return clone
 
     @classmethod
     def register(cls, ctx: Ctx, name: str) -> Certificate:

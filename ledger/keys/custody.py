@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     PublicKeyTypes,
 )
+
+from ledger.keys.store import CustodyRow
 
 
 class CustodyError(Exception):
@@ -17,11 +19,20 @@ class CustodyError(Exception):
 
 @dataclass(frozen=True)
 class KeyHandle:
+    """A key in custody; `writes` must be saved with the events that reference it."""
+
     key_id: str
     public_key: PublicKeyTypes
     kty: str
     key_size: int | None
     crv: str | None
+    writes: tuple[CustodyRow, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class Sealed:
+    ref: str
+    writes: tuple[CustodyRow, ...] = field(default=(), repr=False)
 
 
 class KeyCustody(Protocol):
@@ -43,8 +54,8 @@ class KeyCustody(Protocol):
         """The key itself, for an exportable certificate's secret value."""
         ...
 
-    def seal(self, owner: str, data: bytes) -> str:
-        """Keep a small secret (e.g. an issuer's password); returns its reference."""
+    def seal(self, owner: str, data: bytes) -> Sealed:
+        """Keep a small secret (e.g. an issuer's password), to be saved with its event."""
         ...
 
     def unseal(self, ref: str) -> bytes: ...

@@ -2,7 +2,8 @@
 
 Each owner (a certificate, an issuer) has a random AES-256 data key, wrapped
 by the master key (RFC 3394). Private keys are stored as PKCS#8 DER encrypted
-with AES-GCM under the owner's data key, bound to their reference.
+with AES-GCM under the owner's data key, bound to their reference. New rows are
+returned to the caller, who saves them in the same transaction as its events.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from ledger.keys.custody import CustodyError, KeyHandle
-from ledger.keys.store import CustodyStore, SealedBlob
+from ledger.keys.custody import CustodyError, KeyHandle, Sealed
+from ledger.keys.store import CustodyRow, CustodyStore, DataKeyRow, SealedBlob
 from ledger.pki.keygen import generate_private_key, key_description
 
 PRIVATE_KEY = "private_key"
@@ -32,52 +33,66 @@ class EnvelopeCustody:
         self._store = store
         self._master = master_key
         self._lock = threading.Lock()
-        self._cache: dict[str, CertificateIssuerPrivateKeyTypes] = {}
+        self._keys: dict[str, CertificateIssuerPrivateKeyTypes] = {}
+        self._data_keys: dict[str, bytes] = {}
 
-    def _data_key(self, owner: str, *, create: bool) -> bytes:
-        wrapped = self._store.get_data_key(owner)
-        if wrapped is None:
-            if not create:
-                raise CustodyError(f"no data key for {owner!r}: its keys were destroyed")
-            wrapped = self._store.add_data_key(owner, aes_key_wrap(self._master, os.urandom(32)))
+    def _unwrap(self, owner: str, wrapped: bytes) -> bytes:
         try:
             return aes_key_unwrap(self._master, wrapped)
         except InvalidUnwrap as exc:
             raise CustodyError(f"the master key does not unwrap the data key of {owner!r}") from exc
 
-    def _seal(self, owner: str, kind: str, plaintext: bytes) -> str:
+    def _stored_data_key(self, owner: str) -> bytes | None:
+        with self._lock:
+            cached = self._data_keys.get(owner)
+        if cached is not None:
+            return cached
+        wrapped = self._store.get_data_key(owner)
+        if wrapped is None:
+            return None
+        key = self._unwrap(owner, wrapped)
+        with self._lock:
+            self._data_keys[owner] = key
+        return key
+
+    def _seal(self, owner: str, kind: str, plaintext: bytes) -> tuple[str, tuple[CustodyRow, ...]]:
+        writes: list[CustodyRow] = []
+        data_key = self._stored_data_key(owner)
+        if data_key is None:
+            # A new owner: its data key is saved with this first blob, or not at all.
+            data_key = os.urandom(32)
+            writes.append(DataKeyRow(owner, aes_key_wrap(self._master, data_key)))
         ref = uuid.uuid4().hex
         nonce = os.urandom(12)
-        ciphertext = AESGCM(self._data_key(owner, create=True)).encrypt(
-            nonce, plaintext, ref.encode()
-        )
-        self._store.put_blob(SealedBlob(ref, owner, kind, nonce, ciphertext))
-        return ref
+        ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, ref.encode())
+        writes.append(SealedBlob(ref, owner, kind, nonce, ciphertext))
+        return ref, tuple(writes)
 
     def _open(self, ref: str, kind: str) -> bytes:
         blob = self._store.get_blob(ref)
         if blob is None or blob.kind != kind:
             raise CustodyError(f"{kind.replace('_', ' ')} {ref!r} is not in custody")
-        return AESGCM(self._data_key(blob.owner, create=False)).decrypt(
-            blob.nonce, blob.ciphertext, ref.encode()
-        )
+        data_key = self._stored_data_key(blob.owner)
+        if data_key is None:
+            raise CustodyError(f"the data key of {blob.owner!r} was destroyed")
+        return AESGCM(data_key).decrypt(blob.nonce, blob.ciphertext, ref.encode())
 
     def _keep(self, owner: str, key: CertificateIssuerPrivateKeyTypes) -> KeyHandle:
-        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise CustodyError("only RSA and EC private keys can be kept")
         der = key.private_bytes(
             serialization.Encoding.DER,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        key_id = self._seal(owner, PRIVATE_KEY, der)
+        key_id, writes = self._seal(owner, PRIVATE_KEY, der)
         with self._lock:
-            self._cache[key_id] = key
+            self._keys[key_id] = key
         public = key.public_key()
         kty, size, crv = key_description(public)
         if kty == "EC":
             size = None  # Key Vault names EC keys by curve only
-        return KeyHandle(key_id=key_id, public_key=public, kty=kty, key_size=size, crv=crv)
+        return KeyHandle(key_id, public, kty, size, crv, writes)
 
     def generate(self, owner: str, kty: str, key_size: int | None, crv: str | None) -> KeyHandle:
         if kty.endswith("-HSM"):
@@ -89,21 +104,22 @@ class EnvelopeCustody:
 
     def signer(self, key_id: str) -> CertificateIssuerPrivateKeyTypes:
         with self._lock:
-            cached = self._cache.get(key_id)
+            cached = self._keys.get(key_id)
         if cached is not None:
             return cached
         key = serialization.load_der_private_key(self._open(key_id, PRIVATE_KEY), password=None)
-        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise CustodyError(f"key {key_id!r} is not an RSA or EC key")
         with self._lock:
-            self._cache[key_id] = key
+            self._keys[key_id] = key
         return key
 
     def export_private_key(self, key_id: str) -> CertificateIssuerPrivateKeyTypes:
         return self.signer(key_id)
 
-    def seal(self, owner: str, data: bytes) -> str:
-        return self._seal(owner, SECRET, data)
+    def seal(self, owner: str, data: bytes) -> Sealed:
+        ref, writes = self._seal(owner, SECRET, data)
+        return Sealed(ref, writes)
 
     def unseal(self, ref: str) -> bytes:
         return self._open(ref, SECRET)
@@ -111,4 +127,5 @@ class EnvelopeCustody:
     def destroy_owner(self, owner: str) -> None:
         self._store.destroy_owner(owner)
         with self._lock:
-            self._cache.clear()
+            self._keys.clear()
+            self._data_keys.pop(owner, None)

@@ -1,4 +1,8 @@
-"""Storage of wrapped data keys and encrypted blobs."""
+"""Custody rows: wrapped data keys and encrypted blobs.
+
+Rows are written by the event recorder in the same transaction as the events
+that reference them, so a key exists exactly when its KeyPairCreated does.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,13 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class DataKeyRow:
+    owner: str
+    wrapped_key: bytes
 
 
 @dataclass(frozen=True)
@@ -17,15 +27,41 @@ class SealedBlob:
     nonce: bytes
     ciphertext: bytes
 
+    def __repr__(self) -> str:
+        return f"SealedBlob(ref={self.ref!r}, owner={self.owner!r}, kind={self.kind!r})"
+
+
+CustodyRow = DataKeyRow | SealedBlob
+
+CUSTODY_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS custody_data_keys ("
+    " owner TEXT PRIMARY KEY, wrapped_key BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS custody_blobs ("
+    " ref TEXT PRIMARY KEY, owner TEXT NOT NULL, kind TEXT NOT NULL,"
+    " nonce BLOB NOT NULL, ciphertext BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS custody_blobs_owner ON custody_blobs(owner)",
+)
+
+
+def write_custody_rows(cursor: Any, rows: tuple[CustodyRow, ...], param: str = "?") -> None:
+    """Insert rows with a DB-API cursor (`param` is the driver's placeholder)."""
+    p = param
+    for row in rows:
+        if isinstance(row, DataKeyRow):
+            cursor.execute(
+                f"INSERT INTO custody_data_keys (owner, wrapped_key) VALUES ({p}, {p})",
+                (row.owner, row.wrapped_key),
+            )
+        else:
+            cursor.execute(
+                "INSERT INTO custody_blobs (ref, owner, kind, nonce, ciphertext)"
+                f" VALUES ({p}, {p}, {p}, {p}, {p})",
+                (row.ref, row.owner, row.kind, row.nonce, row.ciphertext),
+            )
+
 
 class CustodyStore(Protocol):
     def get_data_key(self, owner: str) -> bytes | None: ...
-
-    def add_data_key(self, owner: str, wrapped: bytes) -> bytes:
-        """Store `wrapped` unless the owner has one; return the one stored."""
-        ...
-
-    def put_blob(self, blob: SealedBlob) -> None: ...
 
     def get_blob(self, ref: str) -> SealedBlob | None: ...
 
@@ -33,7 +69,7 @@ class CustodyStore(Protocol):
 
 
 class SqliteCustodyStore:
-    """Custody tables in the ledger's SQLite file; deleted rows are overwritten."""
+    """Reads custody rows from the ledger's SQLite file; deletions overwrite the bytes."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,16 +77,8 @@ class SqliteCustodyStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA secure_delete=ON")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS custody_data_keys ("
-            " owner TEXT PRIMARY KEY, wrapped_key BLOB NOT NULL)"
-        )
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS custody_blobs ("
-            " ref TEXT PRIMARY KEY, owner TEXT NOT NULL, kind TEXT NOT NULL,"
-            " nonce BLOB NOT NULL, ciphertext BLOB NOT NULL)"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS custody_blobs_owner ON custody_blobs(owner)")
+        for statement in CUSTODY_SCHEMA:
+            self._db.execute(statement)
 
     def get_data_key(self, owner: str) -> bytes | None:
         with self._lock:
@@ -58,25 +86,6 @@ class SqliteCustodyStore:
                 "SELECT wrapped_key FROM custody_data_keys WHERE owner = ?", (owner,)
             ).fetchone()
         return None if row is None else bytes(row[0])
-
-    def add_data_key(self, owner: str, wrapped: bytes) -> bytes:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO custody_data_keys (owner, wrapped_key) VALUES (?, ?)",
-                (owner, wrapped),
-            )
-            row = self._db.execute(
-                "SELECT wrapped_key FROM custody_data_keys WHERE owner = ?", (owner,)
-            ).fetchone()
-        return bytes(row[0])
-
-    def put_blob(self, blob: SealedBlob) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO custody_blobs (ref, owner, kind, nonce, ciphertext)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (blob.ref, blob.owner, blob.kind, blob.nonce, blob.ciphertext),
-            )
 
     def get_blob(self, ref: str) -> SealedBlob | None:
         with self._lock:
@@ -90,10 +99,12 @@ class SqliteCustodyStore:
 
     def destroy_owner(self, owner: str) -> None:
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM custody_blobs WHERE owner = ?", (owner,))
             self._db.execute("DELETE FROM custody_data_keys WHERE owner = ?", (owner,))
             self._db.execute("COMMIT")
+            # Checkpoint so the deleted pages leave the WAL too.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from ledger.domain.errors import BadParameter
 from ledger.keys.custody import KeyCustody
+from ledger.keys.store import CustodyRow
 from ledger.pki.names import CertProfile
 
 OrderState = Literal["pending", "issued", "failed", "cancelled"]
@@ -54,6 +55,14 @@ class OrderStatus:
 
 
 @dataclass(frozen=True)
+class ProviderSetup:
+    """Public state to keep with the issuer, and custody rows to save with it."""
+
+    state: dict[str, Any]
+    custody_writes: tuple[CustodyRow, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProviderServices:
     """What the ledger lends a provider: key custody and a clock."""
 
@@ -62,8 +71,8 @@ class ProviderServices:
 
 
 class IssuerProvider(Protocol):
-    def setup(self, issuer: IssuerConfig) -> dict[str, Any]:
-        """Prepare an issuer object; return public state to keep with it."""
+    def setup(self, issuer: IssuerConfig) -> ProviderSetup:
+        """Prepare an issuer object (e.g. make an account key in custody)."""
         ...
 
     def place_order(self, request: OrderRequest) -> OrderStatus: ...

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ledger.pki.issue import make_ca, sign_csr
-from ledger.providers.base import IssuerConfig, OrderRequest, OrderStatus, ProviderServices
+from ledger.providers.base import (
+    IssuerConfig,
+    OrderRequest,
+    OrderStatus,
+    ProviderServices,
+    ProviderSetup,
+)
 
 
 def _owner(issuer: IssuerConfig) -> str:
-    return f"issuer:{issuer.name.lower()}"
+    return f"issuer:{issuer.name.lower()}:ca"
 
 
 class LocalCaProvider:
@@ -21,19 +25,20 @@ class LocalCaProvider:
     def __init__(self, services: ProviderServices) -> None:
         self._services = services
 
-    def setup(self, issuer: IssuerConfig) -> dict[str, Any]:
+    def setup(self, issuer: IssuerConfig) -> ProviderSetup:
         if issuer.state.get("ca_key_id"):
-            return dict(issuer.state)
+            return ProviderSetup(dict(issuer.state))
         handle = self._services.custody.generate(_owner(issuer), "EC", None, "P-256")
         ca = make_ca(
             self._services.custody.signer(handle.key_id),
             f"certledger {issuer.name} CA",
             now=self._services.now(),
         )
-        return {
+        state = {
             "ca_key_id": handle.key_id,
             "ca_cert_pem": ca.public_bytes(serialization.Encoding.PEM).decode(),
         }
+        return ProviderSetup(state, handle.writes)
 
     def place_order(self, request: OrderRequest) -> OrderStatus:
         state = request.issuer.state
