@@ -370,6 +370,9 @@ def format_dn(pairs: Iterable[tuple[str, str]]) -> str:
 # Models
 
 
+_CURVE_BITS = {"P-256": 256, "P-256K": 256, "P-384": 384, "P-521": 521}
+
+
 class _KvModel(BaseModel):
     """Frozen, strict model that treats JSON nulls as absent and drops read-only fields."""
 
@@ -408,6 +411,9 @@ class KeyProperties(_KvModel):
         if kty in _RSA_TYPES:
             data.setdefault("key_size", DEFAULT_RSA_KEY_SIZE)
         elif kty in _EC_TYPES:
+            # Key Vault echoes an EC key's size beside its curve: accept it when they agree.
+            if "crv" in data and data.get("key_size") == _CURVE_BITS.get(data["crv"], -1):
+                del data["key_size"]
             data.setdefault("crv", DEFAULT_CURVE)
         return data
 
@@ -462,6 +468,9 @@ class SubjectAlternativeNames(_KvModel):
 
 class X509Properties(_KvModel):
     """``x509_props``: subject, SANs, usages and validity."""
+
+    # Key Vault reports basic_constraints; a leaf is never a CA, so it is not settable.
+    READ_ONLY: ClassVar[frozenset[str]] = frozenset({"basic_constraints"})
 
     subject: str = ""
     sans: SubjectAlternativeNames | None = None

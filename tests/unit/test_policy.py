@@ -665,3 +665,21 @@ def test_policy_from_options_errors(options: dict[str, Any], path: str) -> None:
     with pytest.raises(PolicyError) as info:
         policy_from_options(**kwargs)
     assert str(info.value).startswith(f"{path}:")
+
+
+def test_key_vault_echoes_are_accepted() -> None:
+    policy = CertificatePolicy.from_kv_json(
+        {
+            "key_props": {"kty": "EC", "crv": "P-384", "key_size": 384},
+            "x509_props": {"subject": "CN=x", "basic_constraints": {"ca": False}},
+        }
+    )
+    assert policy.key_props.key_size is None
+    assert "basic_constraints" not in policy.to_kv_json()["x509_props"]
+    with pytest.raises(PolicyError, match="key_props.key_size"):
+        CertificatePolicy.from_kv_json(
+            {
+                "key_props": {"kty": "EC", "crv": "P-384", "key_size": 256},
+                "x509_props": {"subject": "CN=x"},
+            }
+        )
