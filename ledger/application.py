@@ -123,6 +123,10 @@ class Ledger(Application[UUID]):
 
     # -- plumbing ---------------------------------------------------------
 
+    def close(self) -> None:
+        super().close()
+        self.custody.close()
+
     def commit(self, *aggregates: Aggregate, custody: tuple[CustodyRow, ...] = ()) -> None:
         """Save the aggregates' new events, and the custody rows they reference, atomically."""
         try:

@@ -89,8 +89,10 @@ class Worker:
         cert = cert or self.ledger.certificate(name)
         while True:
             op = cert.operation
-            if op is None or not op.in_progress or op.issuer_name == "Unknown":
+            if op is None or not op.in_progress:
                 return cert
+            if op.issuer_name == "Unknown" and not op.cancellation_requested:
+                return cert  # waits for the user's merge
             if not self.advance(cert):
                 if time.monotonic() > deadline:
                     return cert

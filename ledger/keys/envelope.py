@@ -129,3 +129,9 @@ class EnvelopeCustody:
         with self._lock:
             self._keys.clear()
             self._data_keys.pop(owner, None)
+
+    def close(self) -> None:
+        self._store.close()
+        with self._lock:
+            self._keys.clear()
+            self._data_keys.clear()

@@ -67,6 +67,8 @@ class CustodyStore(Protocol):
 
     def destroy_owner(self, owner: str) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class SqliteCustodyStore:
     """Reads custody rows from the ledger's SQLite file; deletions overwrite the bytes."""

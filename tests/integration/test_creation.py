@@ -770,3 +770,12 @@ def test_rejected_creates_store_nothing(
         ledger.create_certificate(ctx, "nothing")
     assert certificate_ids(ledger) == set()
     assert ledger.find_certificate("nothing") is None
+
+
+def test_drive_honours_cancellation_of_a_manual_operation(
+    ledger: Ledger, ctx: Ctx, worker: Worker, make_policy: PolicyFactory
+) -> None:
+    ledger.create_certificate(ctx, "waiting", manual_policy(make_policy))
+    assert worker.drive("waiting").require_operation().status == "inProgress"
+    ledger.cancel_operation(ctx, "waiting")
+    assert worker.drive("waiting").require_operation().status == "cancelled"
