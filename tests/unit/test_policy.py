@@ -676,7 +676,7 @@ def test_key_vault_echoes_are_accepted() -> None:
     )
     assert policy.key_props.key_size is None
     assert "basic_constraints" not in policy.to_kv_json()["x509_props"]
-    with pytest.raises(PolicyError, match="key_props.key_size"):
+    with pytest.raises(PolicyError, match=r"key_props\.key_size"):
         CertificatePolicy.from_kv_json(
             {
                 "key_props": {"kty": "EC", "crv": "P-384", "key_size": 256},
