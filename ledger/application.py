@@ -119,6 +119,7 @@ class Ledger(Application[UUID]):
         self.custody = custody
         self.providers = providers
         self.now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self._policies: dict[str, CertificatePolicy] = {}
         self._bootstrap_access()
 
     # -- plumbing ---------------------------------------------------------
@@ -182,9 +183,16 @@ class Ledger(Application[UUID]):
         return cert
 
     def policy_of(self, cert: Certificate) -> CertificatePolicy:
-        if cert.policy is None:
+        """The certificate's stored policy (parsed once per fingerprint)."""
+        if cert.policy is None or cert.policy_fingerprint is None:
             raise NotFound(f"certificate {cert.name!r} has no policy")
-        return CertificatePolicy.from_kv_json(cert.policy)
+        policy = self._policies.get(cert.policy_fingerprint)
+        if policy is None:
+            if len(self._policies) >= 1000:
+                self._policies.clear()
+            policy = CertificatePolicy.from_kv_json(cert.policy)
+            self._policies[cert.policy_fingerprint] = policy
+        return policy
 
     # -- creation ---------------------------------------------------------
 

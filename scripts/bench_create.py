@@ -5,7 +5,9 @@ worker self-signs and promotes; events in SQLite) and N key pairs are generated 
 self-signed with `cryptography` alone in the same run. Prints the per-certificate
 times, certificates per second and the ratio ledger / raw.
 
-    python scripts/bench_create.py [--count N] [--rsa-count N]
+    python scripts/bench_create.py [--count N] [--rsa-count N] [--dir DIR]
+
+--dir puts the ledger elsewhere (e.g. /dev/shm, to see the cost without disk syncs).
 """
 
 from __future__ import annotations
@@ -89,8 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="EC P-256 certificates")
     parser.add_argument("--rsa-count", type=int, default=100, help="RSA-2048 certificates")
+    parser.add_argument("--dir", default=None, help="where to make the ledger (default: $TMPDIR)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         results = {
             "EC P-256": bench("EC", args.count, Path(tmp) / "ec"),
             "RSA-2048": bench("RSA", args.rsa_count, Path(tmp) / "rsa"),

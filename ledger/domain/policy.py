@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import cached_property
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
@@ -721,10 +722,14 @@ class CertificatePolicy(_KvModel):
         """Key Vault JSON with every default filled in and no nulls."""
         return self.model_dump(mode="json", exclude_none=True)
 
-    def fingerprint(self) -> str:
-        """Hex SHA-256 of the canonical JSON form."""
+    @cached_property
+    def _fingerprint(self) -> str:
         canonical = json.dumps(self.to_kv_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def fingerprint(self) -> str:
+        """Hex SHA-256 of the canonical JSON form."""
+        return self._fingerprint
 
     def merged(self, patch: Mapping[str, Any]) -> CertificatePolicy:
         """Apply a partial policy (PATCH body): deep merge, null removes a field, then validate."""
