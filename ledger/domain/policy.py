@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import cached_property
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
 from pydantic import (
