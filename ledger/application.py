@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.domain.access import ACCESS_ID, AccessControl
 from ledger.domain.certificate import Certificate, Version, X509Facts, certificate_id, check_name
+from ledger.domain.contacts import CONTACTS_ID, Contacts, check_contacts
 from ledger.domain.context import Ctx
 from ledger.domain.errors import BadParameter, Conflict, Forbidden, IssuerNotFound, NotFound
 from ledger.domain.issuer import RESERVED_ISSUERS, Issuer, issuer_id
@@ -107,13 +108,7 @@ class Ledger(Application[UUID]):
     ) -> None:
         settings.home.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            env={
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": str(settings.sqlite_path),
-                "SQLITE_LOCK_TIMEOUT": "30",
-                "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerSQLiteRecorder",
-                "AGGREGATE_CACHE_MAXSIZE": "1000",
-            }
+            env={**settings.database.eventsourcing_env(), "AGGREGATE_CACHE_MAXSIZE": "1000"}
         )
         self.settings = settings
         self.custody = custody
@@ -557,6 +552,25 @@ class Ledger(Application[UUID]):
             admin_contacts=issuer.admin_contacts,
             state=issuer.provider_state,
         )
+
+    # -- contacts ---------------------------------------------------------
+
+    def set_contacts(self, ctx: Ctx, contacts: Any) -> Contacts:
+        self.authorize(ctx, "managecontacts", "certificates/contacts")
+        checked = check_contacts(contacts)
+        book = self._load(CONTACTS_ID, Contacts) or Contacts.start(ctx)
+        book.replace(ctx, checked)
+        self.commit(book)
+        return book
+
+    def delete_contacts(self, ctx: Ctx) -> Contacts:
+        self.authorize(ctx, "managecontacts", "certificates/contacts")
+        book = self._load(CONTACTS_ID, Contacts)
+        if book is None or not book.contacts:
+            raise NotFound("no certificate contacts are set")
+        book.delete(ctx)
+        self.commit(book)
+        return book
 
     # -- access -----------------------------------------------------------
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from ledger.application import Ledger
 from ledger.keys.envelope import EnvelopeCustody
 from ledger.keys.master import load_master_key
-from ledger.keys.store import SqliteCustodyStore
+from ledger.keys.store import SqlCustodyStore
 from ledger.providers.base import (
     ProviderFactory,
     ProviderRegistry,
@@ -17,6 +17,8 @@ from ledger.providers.base import (
 )
 from ledger.providers.localca import LocalCaProvider
 from ledger.settings import Settings
+from projections.projector import Projector
+from projections.queries import Queries
 
 BUILT_IN_PROVIDERS: dict[str, ProviderFactory] = {"localca": LocalCaProvider}
 
@@ -30,7 +32,14 @@ def open_ledger(settings: Settings, clock: Callable[[], datetime] | None = None)
     settings.home.mkdir(parents=True, exist_ok=True)
     now = clock or utcnow
     master = load_master_key(settings.master_key_file, settings.master_key_b64)
-    custody = EnvelopeCustody(SqliteCustodyStore(settings.sqlite_path), master)
+    custody = EnvelopeCustody(SqlCustodyStore(settings.database.connect()), master)
     factories = {**BUILT_IN_PROVIDERS, **discover_providers()}
     registry = ProviderRegistry(ProviderServices(custody=custody, now=now), factories)
     return Ledger(settings, custody, registry, clock=now)
+
+
+def open_views(ledger: Ledger) -> tuple[Projector, Queries]:
+    """The read side of `ledger`: its projector (to catch up) and queries."""
+    db = ledger.settings.database.connect()
+    projector = Projector(db, ledger.recorder, ledger.mapper)
+    return projector, Queries(db, ledger.settings.vault_url)

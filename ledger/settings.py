@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ledger.database import DatabaseUrl
+
 DEFAULT_PRINCIPAL = "admin"
 DEFAULT_VAULT_URL = "https://localhost:8443"
 
@@ -33,10 +35,8 @@ class Settings:
         return self.home / "master.key"
 
     @property
-    def sqlite_path(self) -> Path:
-        if not self.database_url.startswith("sqlite:///"):
-            raise ValueError(f"not an SQLite database URL: {self.database_url}")
-        return Path(self.database_url.removeprefix("sqlite:///"))
+    def database(self) -> DatabaseUrl:
+        return DatabaseUrl.parse(self.database_url)
 
     @classmethod
     def resolve(
@@ -52,8 +52,7 @@ class Settings:
         url = database_url or env.get("CERTLEDGER_DATABASE_URL") or ""
         if not url:
             url = f"sqlite:///{home_path / 'ledger.db'}"
-        if not url.startswith("sqlite:///"):
-            raise ValueError(f"unsupported database URL {url!r}: expected sqlite:///PATH")
+        DatabaseUrl.parse(url)  # refuse a bad URL at start-up
         return cls(
             home=home_path,
             database_url=url,

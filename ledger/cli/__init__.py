@@ -41,6 +41,7 @@ class State:
     settings: Settings
     output: str
     _ledger: Any = field(default=None, repr=False)
+    _views: Any = field(default=None, repr=False)
 
     @property
     def ledger(self) -> Any:
@@ -54,6 +55,20 @@ class State:
             if fresh:
                 click.echo(f"certledger: new ledger at {self.settings.home}", err=True)
         return self._ledger
+
+    @property
+    def projector(self) -> Any:
+        if self._views is None:
+            from ledger.bootstrap import open_views
+
+            self._views = open_views(self.ledger)
+        return self._views[0]
+
+    @property
+    def queries(self) -> Any:
+        """The read side, caught up with every write made so far (read-your-writes)."""
+        self.projector.catch_up()
+        return self._views[1]
 
     def ctx(self) -> Ctx:
         return Ctx(self.settings.principal)
@@ -80,10 +95,21 @@ class LedgerGroup(click.Group):
 @click.option(
     "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
+@click.option(
+    "--database-url",
+    envvar="CERTLEDGER_DATABASE_URL",
+    help="sqlite:///PATH (default: <home>/ledger.db) or postgresql://USER@HOST:PORT/DB.",
+)
 @click.option("--principal", envvar="CERTLEDGER_PRINCIPAL", help="Act as this principal.")
 @click.version_option(package_name="certledger")
 @click.pass_context
-def main(ctx: click.Context, home: str | None, output: str, principal: str | None) -> None:
+def main(
+    ctx: click.Context,
+    home: str | None,
+    output: str,
+    database_url: str | None,
+    principal: str | None,
+) -> None:
     """certledger: a certificate vault where every action is an immutable event.
 
     \b
@@ -91,16 +117,16 @@ def main(ctx: click.Context, home: str | None, output: str, principal: str | Non
       certledger cert create web --issuer Self --subject CN=web.example --wait
     """
     try:
-        settings = Settings.resolve(home=home, principal=principal)
+        settings = Settings.resolve(home=home, database_url=database_url, principal=principal)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     ctx.obj = State(settings=settings, output=output)
 
 
 def _register() -> None:
-    from ledger.cli import access, cert, demo, issuer, keys, worker
+    from ledger.cli import access, cert, demo, issuer, keys, views, worker
 
-    for module in (cert, keys, issuer, access, worker, demo):
+    for module in (cert, keys, issuer, access, worker, views, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

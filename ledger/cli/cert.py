@@ -16,7 +16,7 @@ from ledger.cli.output import emit, emit_rows
 from ledger.domain.certificate import COMPLETED
 from ledger.domain.errors import PendingNotFound
 from ledger.domain.policy import CertificatePolicy, policy_from_options
-from projections import bundles
+from projections.queries import epoch
 
 CONTENT_TYPES = {"pkcs12": "application/x-pkcs12", "pem": "application/x-pem-file"}
 
@@ -142,7 +142,7 @@ def create(
         from ledger.worker import Worker
 
         result = Worker(ledger).drive(name, timeout=timeout, cert=result)
-    emit(bundles.operation_json(result, ledger.settings.vault_url), state.output)
+    emit(state.queries.operation(name), state.output)
     op = result.require_operation()
     if wait and op.status not in (COMPLETED, "inProgress"):
         click.echo(
@@ -162,8 +162,7 @@ def pending(state: State, name: str) -> None:
       certledger cert pending web --output json
     """
     state.ledger.authorize(state.ctx(), "get", f"certificates/{name}/pending")
-    cert_ = state.ledger.certificate(name)
-    emit(bundles.operation_json(cert_, state.settings.vault_url), state.output)
+    emit(state.queries.operation(name), state.output)
 
 
 @cert.command("csr")
@@ -177,11 +176,10 @@ def csr(state: State, name: str) -> None:
       certledger cert csr api > api.csr
     """
     state.ledger.authorize(state.ctx(), "get", f"certificates/{name}/pending")
-    cert_ = state.ledger.certificate(name)
-    version = cert_.pending_version()
-    if version.csr_der is None:
+    csr_der = state.queries.operation(name).get("csr")
+    if not csr_der:
         raise PendingNotFound(f"certificate {name!r} has no CSR yet")
-    request = x509.load_der_x509_csr(base64.b64decode(version.csr_der))
+    request = x509.load_der_x509_csr(base64.b64decode(csr_der))
     click.echo(request.public_bytes(serialization.Encoding.PEM).decode(), nl=False)
 
 
@@ -196,9 +194,8 @@ def merge(state: State, name: str, file: str) -> None:
     Example:
       certledger cert merge api signed.pem
     """
-    cert_ = state.ledger.merge_certificate(state.ctx(), name, read_input(file))
-    version = cert_.version_of(None)
-    emit(bundles.certificate_bundle(cert_, version, state.settings.vault_url), state.output)
+    state.ledger.merge_certificate(state.ctx(), name, read_input(file))
+    emit(state.queries.certificate(name), state.output)
 
 
 @cert.command("cancel")
@@ -211,8 +208,8 @@ def cancel(state: State, name: str) -> None:
     Example:
       certledger cert cancel site
     """
-    cert_ = state.ledger.cancel_operation(state.ctx(), name)
-    emit(bundles.operation_json(cert_, state.settings.vault_url), state.output)
+    state.ledger.cancel_operation(state.ctx(), name)
+    emit(state.queries.operation(name), state.output)
 
 
 @cert.command("delete-operation")
@@ -225,10 +222,8 @@ def delete_operation(state: State, name: str) -> None:
     Example:
       certledger cert delete-operation api
     """
-    cert_ = state.ledger.certificate(name)
-    body = bundles.operation_json(cert_, state.settings.vault_url)
     state.ledger.delete_operation(state.ctx(), name)
-    emit(body, state.output)
+    click.echo(f"deleted the operation of {name}", err=True)
 
 
 @cert.command("show")
@@ -243,9 +238,7 @@ def show(state: State, name: str, version: str | None) -> None:
       certledger cert show web --output json
     """
     state.ledger.authorize(state.ctx(), "get", f"certificates/{name}")
-    cert_ = state.ledger.certificate(name)
-    v = cert_.version_of(version)
-    emit(bundles.certificate_bundle(cert_, v, state.settings.vault_url), state.output)
+    emit(state.queries.certificate(name, version), state.output)
 
 
 @cert.command("versions")
@@ -259,25 +252,25 @@ def versions(state: State, name: str) -> None:
       certledger cert versions web
     """
     state.ledger.authorize(state.ctx(), "list", f"certificates/{name}")
-    cert_ = state.ledger.certificate(name)
-    base = state.settings.vault_url
     if state.output == "json":
-        items = [bundles.certificate_item(cert_, v, base) for v in cert_.completed_versions()]
-        emit_rows(items, [], "json")
+        emit_rows(state.queries.versions(name), [], "json")
         return
-    rows = [
+    cert_row, rows = state.queries.lineage(name)
+    table = [
         {
-            "version": v.version,
-            "current": "*" if v.version == cert_.current else "",
-            "origin": v.origin,
-            "enabled": v.enabled,
-            "nbf": bundles.ts(v.not_before),
-            "exp": bundles.ts(v.not_after),
-            "x5t": v.x5t,
+            "version": v["version"],
+            "current": "*" if v["version"] == cert_row.version else "",
+            "status": v["status"],
+            "origin": v["origin"],
+            "enabled": bool(v["enabled"]),
+            "nbf": epoch(v["nbf"]),
+            "exp": epoch(v["exp"]),
+            "x5t": v["x5t"],
         }
-        for v in cert_.completed_versions()
+        for v in rows
     ]
-    emit_rows(rows, ["version", "current", "origin", "enabled", "nbf", "exp", "x5t"], "table")
+    columns = ["version", "current", "status", "origin", "enabled", "nbf", "exp", "x5t"]
+    emit_rows(table, columns, "table")
 
 
 @cert.command("update")
@@ -298,8 +291,7 @@ def update(
     v = state.ledger.update_certificate(
         state.ctx(), name, version, enabled=enabled, tags=parse_tags(tags)
     )
-    cert_ = state.ledger.certificate(name)
-    emit(bundles.certificate_bundle(cert_, v, state.settings.vault_url), state.output)
+    emit(state.queries.certificate(name, v.version), state.output)
 
 
 @cert.command("import")
@@ -320,11 +312,10 @@ def import_(
     policy = None
     if policy_file:
         policy = CertificatePolicy.from_kv_json(read_json(policy_file, "policy file"))
-    cert_ = state.ledger.import_certificate(
+    state.ledger.import_certificate(
         state.ctx(), name, read_input(file), password=password, policy=policy
     )
-    v = cert_.version_of(None)
-    emit(bundles.certificate_bundle(cert_, v, state.settings.vault_url), state.output)
+    emit(state.queries.certificate(name), state.output)
 
 
 @cert.command("policy")
@@ -342,8 +333,7 @@ def policy(state: State, name: str, patch_file: str | None) -> None:
         state.ledger.update_policy(state.ctx(), name, read_json(patch_file, "policy patch"))
     else:
         state.ledger.authorize(state.ctx(), "get", f"certificates/{name}/policy")
-    cert_ = state.ledger.certificate(name)
-    emit(bundles.policy_json(cert_, state.settings.vault_url), state.output)
+    emit(state.queries.policy(name), state.output)
 
 
 @cert.command("delete")
@@ -356,9 +346,8 @@ def delete(state: State, name: str) -> None:
     Example:
       certledger cert delete web
     """
-    cert_ = state.ledger.delete_certificate(state.ctx(), name)
-    current = cert_.versions.get(cert_.current) if cert_.current else None
-    emit(bundles.deleted_bundle(cert_, current, state.settings.vault_url), state.output)
+    state.ledger.delete_certificate(state.ctx(), name)
+    emit(state.queries.deleted(name), state.output)
 
 
 @cert.command("recover")
@@ -371,11 +360,8 @@ def recover(state: State, name: str) -> None:
     Example:
       certledger cert recover web
     """
-    cert_ = state.ledger.recover_certificate(state.ctx(), name)
-    emit(
-        bundles.certificate_bundle(cert_, cert_.version_of(None), state.settings.vault_url),
-        state.output,
-    )
+    state.ledger.recover_certificate(state.ctx(), name)
+    emit(state.queries.certificate(name), state.output)
 
 
 @cert.command("purge")
@@ -390,6 +376,77 @@ def purge(state: State, name: str) -> None:
     """
     state.ledger.purge_certificate(state.ctx(), name)
     click.echo(f"purged {name}", err=True)
+
+
+@cert.command("list")
+@click.option("--subject", help="Subject contains this text (case-insensitive).")
+@click.option("--san", help="Has this DNS name or email SAN.")
+@click.option("--issuer", "issuer_name", help="Issuer name (Self, Unknown or an issuer).")
+@click.option("--kty", type=click.Choice(["RSA", "EC", "RSA-HSM", "EC-HSM"]))
+@click.option("--expires-within", type=int, metavar="DAYS", help="Expiring within DAYS.")
+@click.option("--max-results", type=int, default=1000, show_default=True)
+@pass_state
+def list_(
+    state: State,
+    subject: str | None,
+    san: str | None,
+    issuer_name: str | None,
+    kty: str | None,
+    expires_within: int | None,
+    max_results: int,
+) -> None:
+    """List current certificates, filtered by subject, SAN, issuer, key type or expiry.
+
+    \b
+    Example:
+      certledger cert list --expires-within 30 --issuer corp-ca
+    """
+    state.ledger.authorize(state.ctx(), "list", "certificates")
+    rows = state.queries.inventory(
+        subject=subject,
+        san=san,
+        issuer=issuer_name,
+        kty=kty,
+        expires_within_days=expires_within,
+        limit=max_results,
+    )
+    if state.output == "json":
+        base = state.settings.vault_url
+        emit_rows(
+            [
+                {
+                    "id": f"{base}/certificates/{r['name']}",
+                    "subject": r["subject"],
+                    "issuer": r["issuer"],
+                    "kty": r["kty"],
+                    "exp": epoch(r["exp"]),
+                    "attributes": {"enabled": r["enabled"]},
+                }
+                for r in rows
+            ],
+            [],
+            "json",
+        )
+        return
+    table = [{**r, "exp": epoch(r["exp"])} for r in rows]
+    emit_rows(table, ["name", "subject", "issuer", "kty", "exp", "enabled"], "table")
+
+
+@cert.command("deleted")
+@click.argument("name", required=False)
+@pass_state
+def deleted(state: State, name: str | None) -> None:
+    """Show a deleted certificate, or list them all.
+
+    \b
+    Example:
+      certledger cert deleted
+    """
+    state.ledger.authorize(state.ctx(), "list" if name is None else "get", "deletedcertificates")
+    if name:
+        emit(state.queries.deleted(name), state.output)
+    else:
+        emit_rows(state.queries.list_deleted(), ["recoveryId", "deletedDate"], state.output)
 
 
 COMMANDS = [cert]

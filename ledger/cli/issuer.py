@@ -6,8 +6,7 @@ import click
 
 from ledger.cli import State
 from ledger.cli.common import pass_state
-from ledger.cli.output import emit
-from projections import bundles
+from ledger.cli.output import emit, emit_rows
 
 
 @click.group()
@@ -40,7 +39,7 @@ def create(
     Example:
       certledger issuer create corp-ca --provider LocalCA
     """
-    found = state.ledger.set_issuer(
+    state.ledger.set_issuer(
         state.ctx(),
         name,
         provider=provider,
@@ -50,7 +49,7 @@ def create(
         admin_contacts=[{"email": a} for a in admins],
         enabled=not disabled,
     )
-    emit(bundles.issuer_bundle(found, state.settings.vault_url), state.output)
+    emit(state.queries.issuer(name), state.output)
 
 
 @issuer.command("show")
@@ -63,8 +62,8 @@ def show(state: State, name: str) -> None:
     Example:
       certledger issuer show corp-ca --output json
     """
-    found = state.ledger.issuer(state.ctx(), name)
-    emit(bundles.issuer_bundle(found, state.settings.vault_url), state.output)
+    state.ledger.authorize(state.ctx(), "getissuers", f"certificates/issuers/{name}")
+    emit(state.queries.issuer(name), state.output)
 
 
 @issuer.command("delete")
@@ -77,8 +76,72 @@ def delete(state: State, name: str) -> None:
     Example:
       certledger issuer delete corp-ca
     """
-    found = state.ledger.delete_issuer(state.ctx(), name)
-    emit(bundles.issuer_bundle(found, state.settings.vault_url), state.output)
+    body = state.queries.issuer(name)
+    state.ledger.delete_issuer(state.ctx(), name)
+    emit(body, state.output)
 
 
-COMMANDS = [issuer]
+@issuer.command("list")
+@pass_state
+def list_(state: State) -> None:
+    """List issuer objects.
+
+    \b
+    Example:
+      certledger issuer list
+    """
+    state.ledger.authorize(state.ctx(), "listissuers", "certificates/issuers")
+    emit_rows(state.queries.issuers(), ["id", "provider"], state.output)
+
+
+@click.group()
+def contacts() -> None:
+    """Certificate contacts: who hears about certificate lifecycle events."""
+
+
+@contacts.command("set")
+@click.argument("emails", nargs=-1, required=True)
+@pass_state
+def contacts_set(state: State, emails: tuple[str, ...]) -> None:
+    """Replace the contacts (each EMAIL, or NAME=EMAIL).
+
+    \b
+    Example:
+      certledger contacts set ops@example.com "Alice=alice@example.com"
+    """
+    entries = []
+    for item in emails:
+        person, sep, email = item.rpartition("=")
+        entries.append({"email": email, "name": person} if sep else {"email": email})
+    state.ledger.set_contacts(state.ctx(), entries)
+    emit(state.queries.contacts(), state.output)
+
+
+@contacts.command("show")
+@pass_state
+def contacts_show(state: State) -> None:
+    """Show the contacts.
+
+    \b
+    Example:
+      certledger contacts show --output json
+    """
+    state.ledger.authorize(state.ctx(), "managecontacts", "certificates/contacts")
+    emit(state.queries.contacts(), state.output)
+
+
+@contacts.command("delete")
+@pass_state
+def contacts_delete(state: State) -> None:
+    """Delete the contacts.
+
+    \b
+    Example:
+      certledger contacts delete
+    """
+    body = state.queries.contacts()
+    state.ledger.delete_contacts(state.ctx())
+    emit(body, state.output)
+
+
+COMMANDS = [issuer, contacts]

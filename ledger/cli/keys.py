@@ -11,7 +11,6 @@ from ledger.cli import State
 from ledger.cli.common import pass_state
 from ledger.cli.output import emit
 from ledger.domain.errors import BadParameter
-from projections import bundles
 
 
 @click.group()
@@ -31,9 +30,7 @@ def key_show(state: State, name: str, version: str | None) -> None:
       certledger key show web --output json
     """
     state.ledger.authorize(state.ctx(), "get", f"keys/{name}")
-    cert = state.ledger.certificate(name)
-    v = cert.version_of(version)
-    emit(bundles.key_bundle(cert, v, state.settings.vault_url), state.output)
+    emit(state.queries.key(name, version), state.output)
 
 
 @key.command("sign")
@@ -80,10 +77,8 @@ def secret_show(state: State, name: str, version: str | None) -> None:
       certledger secret show web --output json
     """
     value, v = state.ledger.secret_value(state.ctx(), name, version)
-    cert = state.ledger.certificate(name)
-    body = bundles.secret_bundle(cert, v, value, state.settings.vault_url)
     if state.output == "json":
-        emit(body, "json")
+        emit({"value": value, **state.queries.secret(name, v.version)}, "json")
     else:
         click.echo(value if value.endswith("\n") else value + "\n", nl=False)
 

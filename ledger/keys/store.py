@@ -6,11 +6,10 @@ that reference them, so a key exists exactly when its KeyPairCreated does.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
+
+from ledger.database import Db
 
 
 @dataclass(frozen=True)
@@ -33,28 +32,34 @@ class SealedBlob:
 
 CustodyRow = DataKeyRow | SealedBlob
 
-CUSTODY_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS custody_data_keys ("
-    " owner TEXT PRIMARY KEY, wrapped_key BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS custody_blobs ("
-    " ref TEXT PRIMARY KEY, owner TEXT NOT NULL, kind TEXT NOT NULL,"
-    " nonce BLOB NOT NULL, ciphertext BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS custody_blobs_owner ON custody_blobs(owner)",
-)
+
+def custody_schema(blob_type: str = "BLOB") -> tuple[str, ...]:
+    """Custody tables; PostgreSQL spells BLOB as BYTEA."""
+    return (
+        "CREATE TABLE IF NOT EXISTS custody_data_keys ("
+        f" owner TEXT PRIMARY KEY, wrapped_key {blob_type} NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS custody_blobs ("
+        " ref TEXT PRIMARY KEY, owner TEXT NOT NULL, kind TEXT NOT NULL,"
+        f" nonce {blob_type} NOT NULL, ciphertext {blob_type} NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS custody_blobs_owner ON custody_blobs(owner)",
+    )
 
 
-def write_custody_rows(cursor: Any, rows: tuple[CustodyRow, ...], param: str = "?") -> None:
+def write_custody_rows(
+    cursor: Any, rows: tuple[CustodyRow, ...], param: str = "?", schema: str = ""
+) -> None:
     """Insert rows with a DB-API cursor (`param` is the driver's placeholder)."""
     p = param
+    q = f'"{schema}".' if schema else ""
     for row in rows:
         if isinstance(row, DataKeyRow):
             cursor.execute(
-                f"INSERT INTO custody_data_keys (owner, wrapped_key) VALUES ({p}, {p})",
+                f"INSERT INTO {q}custody_data_keys (owner, wrapped_key) VALUES ({p}, {p})",
                 (row.owner, row.wrapped_key),
             )
         else:
             cursor.execute(
-                "INSERT INTO custody_blobs (ref, owner, kind, nonce, ciphertext)"
+                f"INSERT INTO {q}custody_blobs (ref, owner, kind, nonce, ciphertext)"
                 f" VALUES ({p}, {p}, {p}, {p}, {p})",
                 (row.ref, row.owner, row.kind, row.nonce, row.ciphertext),
             )
@@ -70,44 +75,37 @@ class CustodyStore(Protocol):
     def close(self) -> None: ...
 
 
-class SqliteCustodyStore:
-    """Reads custody rows from the ledger's SQLite file; deletions overwrite the bytes."""
+class SqlCustodyStore:
+    """Reads custody rows from the ledger's database; deletions overwrite the bytes."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA secure_delete=ON")
-        for statement in CUSTODY_SCHEMA:
-            self._db.execute(statement)
+    def __init__(self, db: Db) -> None:
+        self._db = db
+        with db.transaction() as cur:
+            for statement in custody_schema("BLOB" if db.url.is_sqlite else "BYTEA"):
+                cur.execute(statement)
 
     def get_data_key(self, owner: str) -> bytes | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT wrapped_key FROM custody_data_keys WHERE owner = ?", (owner,)
-            ).fetchone()
-        return None if row is None else bytes(row[0])
+        rows = self._db.execute(
+            "SELECT wrapped_key FROM custody_data_keys WHERE owner = ?", (owner,)
+        )
+        return bytes(rows[0][0]) if rows else None
 
     def get_blob(self, ref: str) -> SealedBlob | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT ref, owner, kind, nonce, ciphertext FROM custody_blobs WHERE ref = ?",
-                (ref,),
-            ).fetchone()
-        if row is None:
+        rows = self._db.execute(
+            "SELECT ref, owner, kind, nonce, ciphertext FROM custody_blobs WHERE ref = ?", (ref,)
+        )
+        if not rows:
             return None
+        row = rows[0]
         return SealedBlob(row[0], row[1], row[2], bytes(row[3]), bytes(row[4]))
 
     def destroy_owner(self, owner: str) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM custody_blobs WHERE owner = ?", (owner,))
-            self._db.execute("DELETE FROM custody_data_keys WHERE owner = ?", (owner,))
-            self._db.execute("COMMIT")
+        with self._db.transaction() as cur:
+            cur.execute("DELETE FROM custody_blobs WHERE owner = ?", (owner,))
+            cur.execute("DELETE FROM custody_data_keys WHERE owner = ?", (owner,))
+        if self._db.url.is_sqlite:
             # Checkpoint so the deleted pages leave the WAL too.
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()

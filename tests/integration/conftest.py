@@ -1,4 +1,4 @@
-"""Shared fixtures for the end-to-end tests on a real SQLite ledger."""
+"""Shared fixtures for the integration tests, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -75,9 +75,16 @@ def build_policy(
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.resolve(home=tmp_path / "home", environ={})
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
+    """A ledger on SQLite, or on a private PostgreSQL schema: every test runs on both."""
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    return Settings.resolve(home=tmp_path / "home", database_url=url, environ={})
 
 
 @pytest.fixture

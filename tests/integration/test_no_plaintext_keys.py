@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -21,6 +22,13 @@ from ledger.domain.context import Ctx
 from ledger.settings import Settings
 from ledger.worker import Worker
 from tests.integration.conftest import PEM, Clock, PolicyFactory
+
+
+@pytest.fixture
+def backend() -> str:
+    """These checks read the database files themselves: SQLite only."""
+    return "sqlite"
+
 
 DER = serialization.Encoding.DER
 PEM_ENC = serialization.Encoding.PEM

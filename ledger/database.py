@@ -1,0 +1,183 @@
+"""Where the ledger is stored: an SQLite file or a PostgreSQL database, from one URL.
+
+`sqlite:///PATH` or `postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?schema=NAME]`.
+Besides the eventsourcing environment, `Db` gives the views and custody a small
+DB-API connection that speaks both: SQL is written with `?` placeholders.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+Kind = Literal["sqlite", "postgresql"]
+SCHEMA_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    url: str
+    kind: Kind
+    path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    dbname: str = ""
+    schema: str = "public"
+
+    @classmethod
+    def parse(cls, url: str) -> DatabaseUrl:
+        if url.startswith("sqlite:///"):
+            path = url.removeprefix("sqlite:///")
+            if not path:
+                raise ValueError(f"database URL {url!r} names no file")
+            return cls(url=url, kind="sqlite", path=Path("/" + path.lstrip("/")))
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"unsupported database URL {url!r}: expected sqlite:///PATH or "
+                "postgresql://USER@HOST:PORT/DBNAME"
+            )
+        dbname = parts.path.lstrip("/")
+        if not dbname:
+            raise ValueError(f"database URL {url!r} names no database")
+        schema = parse_qs(parts.query).get("schema", ["public"])[0].lower()
+        if not schema or not set(schema) <= SCHEMA_CHARS:
+            raise ValueError(f"database URL {url!r}: schema must be [a-z0-9_]+")
+        try:
+            port = parts.port or 5432
+        except ValueError as exc:
+            raise ValueError(f"database URL {url!r} has an invalid port") from exc
+        return cls(
+            url=url,
+            kind="postgresql",
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or ""),
+            dbname=dbname,
+            schema=schema,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.kind == "sqlite"
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment for eventsourcing's persistence module."""
+        if self.is_sqlite:
+            assert self.path is not None
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.path),
+                "SQLITE_LOCK_TIMEOUT": "30",
+                "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerSQLiteRecorder",
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_SCHEMA": self.schema,
+            "POSTGRES_LOCK_TIMEOUT": "30",
+            "POSTGRES_POOL_SIZE": "4",
+            "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerPostgresRecorder",
+        }
+
+    def conninfo(self) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password or None,
+            dbname=self.dbname,
+        )
+
+    def connect(self) -> Db:
+        return Db(self)
+
+
+class Db:
+    """One connection, shared by threads under a lock; `?` placeholders on both backends."""
+
+    def __init__(self, url: DatabaseUrl) -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        self._conn: Any
+        if url.is_sqlite:
+            assert url.path is not None
+            url.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                url.path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA secure_delete=ON")
+        else:
+            import psycopg
+
+            self._conn = psycopg.connect(url.conninfo(), autocommit=True)
+            self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
+            self._conn.execute(f'SET search_path TO "{url.schema}"')
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.url.is_sqlite else sql.replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement outside a transaction; return its rows."""
+        with self._lock:
+            cur = self._conn.execute(self._sql(sql), tuple(params))
+            rows = cur.fetchall() if cur.description else []
+            return [tuple(r) for r in rows]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE, so writers are serialised)."""
+        with self._lock:
+            if self.url.is_sqlite:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Cursor(self, self._conn.cursor())
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            else:
+                with self._conn.transaction():
+                    yield Cursor(self, self._conn.cursor())
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class Cursor:
+    """A cursor inside `Db.transaction()`, translating placeholders."""
+
+    def __init__(self, db: Db, cursor: Any) -> None:
+        self._db = db
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(self._db._sql(sql), tuple(params))
+        if self._cursor.description is None:
+            return []
+        return [tuple(r) for r in self._cursor.fetchall()]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._db._sql(sql), [tuple(r) for r in rows])
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)

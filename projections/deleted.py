@@ -1,0 +1,61 @@
+"""Deleted certificates, recoverable until purged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ledger.database import Cursor
+from projections.view import View, cid, insert, iso, on, update
+
+T = "v_deleted"
+
+
+class DeletedView(View):
+    name = "deleted"
+    tables = (T,)
+    schema = (
+        f"CREATE TABLE IF NOT EXISTS {T} ("
+        " cert_id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT,"
+        " is_deleted INTEGER NOT NULL, deleted_on TEXT, scheduled_purge TEXT)",
+        f"CREATE INDEX IF NOT EXISTS {T}_by_deleted ON {T} (is_deleted, name)",
+    )
+
+    @on("Certificate.Registered")
+    def registered(self, cur: Cursor, e: Any) -> None:
+        insert(cur, T, {"cert_id": cid(e), "name": e.name, "is_deleted": 0})
+
+    @on("Certificate.VersionPromoted")
+    def promoted(self, cur: Cursor, e: Any) -> None:
+        update(cur, T, {"cert_id": cid(e)}, {"version": e.version})
+
+    @on("Certificate.Deleted")
+    def deleted(self, cur: Cursor, e: Any) -> None:
+        update(
+            cur,
+            T,
+            {"cert_id": cid(e)},
+            {
+                "is_deleted": 1,
+                "deleted_on": iso(e.timestamp),
+                "scheduled_purge": iso(e.timestamp + timedelta(days=e.recoverable_days)),
+            },
+        )
+
+    @on("Certificate.Recovered")
+    def recovered(self, cur: Cursor, e: Any) -> None:
+        update(
+            cur,
+            T,
+            {"cert_id": cid(e)},
+            {"is_deleted": 0, "deleted_on": None, "scheduled_purge": None},
+        )
+
+    @on("Certificate.Purged")
+    def purged(self, cur: Cursor, e: Any) -> None:
+        update(
+            cur,
+            T,
+            {"cert_id": cid(e)},
+            {"is_deleted": 0, "version": None, "deleted_on": None, "scheduled_purge": None},
+        )

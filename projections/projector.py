@@ -1,0 +1,209 @@
+"""Keeps the views up to date with the event log, exactly once.
+
+Each batch of events is applied to every view that has not yet seen it, and the
+views' rows and their tracking positions commit in one transaction. Positions are
+re-read under a lock inside that transaction, so several projectors (processes) on
+one database never apply an event twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder, Mapper
+
+from ledger.database import Db
+from projections.current import CurrentView
+from projections.deleted import DeletedView
+from projections.inventory import InventoryView
+from projections.issuers import ContactsView, IssuersView
+from projections.managed import ManagedView
+from projections.operations import OperationsView
+from projections.versions import VersionsView
+from projections.view import View
+
+TRACKING = "v_tracking"
+VIEW_CLASSES: tuple[type[View], ...] = (
+    CurrentView,
+    VersionsView,
+    OperationsView,
+    ManagedView,
+    IssuersView,
+    ContactsView,
+    DeletedView,
+    InventoryView,
+)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ViewStatus:
+    name: str
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.position)
+
+
+class Projector:
+    def __init__(
+        self,
+        db: Db,
+        recorder: ApplicationRecorder,
+        mapper: Mapper[Any],
+        views: Sequence[View] | None = None,
+    ) -> None:
+        self.db = db
+        self.recorder = recorder
+        self.mapper = mapper
+        self.views = list(views) if views is not None else [cls() for cls in VIEW_CLASSES]
+        self.by_name = {v.name: v for v in self.views}
+        self._handled = frozenset().union(*(v.topics for v in self.views))
+        self._lock = threading.Lock()
+        self.create_tables()
+
+    def create_tables(self, views: Iterable[View] | None = None) -> None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {TRACKING} ("
+                " view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+            for view in views or self.views:
+                for statement in view.schema:
+                    cur.execute(statement)
+                cur.execute(
+                    f"INSERT INTO {TRACKING} (view, position) VALUES (?, 0)"
+                    " ON CONFLICT (view) DO NOTHING",
+                    [view.name],
+                )
+
+    def select(self, names: Iterable[str] | None) -> list[View]:
+        if names is None:
+            return self.views
+        unknown = [n for n in names if n not in self.by_name]
+        if unknown:
+            known = ", ".join(self.by_name)
+            raise ValueError(f"unknown view(s) {', '.join(unknown)}; views: {known}")
+        return [self.by_name[n] for n in names]
+
+    def positions(self) -> dict[str, int]:
+        rows = self.db.execute(f"SELECT view, position FROM {TRACKING}")
+        return {str(name): int(pos) for name, pos in rows}
+
+    def head(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)
+
+    def status(self) -> list[ViewStatus]:
+        head = self.head()
+        positions = self.positions()
+        return [ViewStatus(v.name, positions.get(v.name, 0), head) for v in self.views]
+
+    def catch_up(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        batch_size: int = 2000,
+        progress: Progress | None = None,
+    ) -> int:
+        """Apply every new event to the views; returns how many events were read."""
+        views = self.select(names)
+        with self._lock:
+            read = 0
+            head = self.head() if progress else 0
+            while True:
+                positions = self.positions()
+                start = min(positions.get(v.name, 0) for v in views)
+                batch = self.recorder.select_notifications(start=start + 1, limit=batch_size)
+                if not batch:
+                    return read
+                events = [
+                    (n.id, self.mapper.to_domain_event(n))
+                    for n in batch
+                    if n.topic.partition(":")[2] in self._handled
+                ]
+                self._apply(views, events, batch[-1].id)
+                read += len(batch)
+                if progress:
+                    progress(batch[-1].id, max(head, batch[-1].id))
+                if len(batch) < batch_size:
+                    return read
+
+    def _apply(self, views: list[View], events: list[tuple[int, Any]], last: int) -> None:
+        with self.db.transaction() as cur:
+            lock = "" if self.db.url.is_sqlite else " FOR UPDATE"
+            rows = cur.execute(
+                f"SELECT view, position FROM {TRACKING} WHERE view IN"
+                f" ({', '.join('?' for _ in views)}){lock}",
+                [v.name for v in views],
+            )
+            current = {str(name): int(pos) for name, pos in rows}
+            for view in views:
+                seen = current[view.name]
+                if seen >= last:
+                    continue
+                for position, event in events:
+                    if position > seen:
+                        view.apply(cur, event)
+                cur.execute(f"UPDATE {TRACKING} SET position = ? WHERE view = ?", [last, view.name])
+
+    def rebuild(
+        self, names: Iterable[str] | None = None, *, progress: Progress | None = None
+    ) -> int:
+        """Drop the views' tables and replay the whole log into them."""
+        views = self.select(names)
+        with self._lock, self.db.transaction() as cur:
+            for view in views:
+                for table in view.tables:
+                    cur.execute(f"DROP TABLE IF EXISTS {table}")
+                cur.execute(f"DELETE FROM {TRACKING} WHERE view = ?", [view.name])
+        self.create_tables(views)
+        return self.catch_up([v.name for v in views], batch_size=5000, progress=progress)
+
+    def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        """Read-your-writes: until every view has reached `position` (catching up here)."""
+        deadline = time.monotonic() + timeout
+        while min(self.positions().values(), default=0) < position:
+            self.catch_up()
+            if time.monotonic() > deadline:
+                return False
+        return True
+
+    def follow(self, stop: threading.Event, interval: float = 0.05) -> None:
+        """Keep the views up to date until `stop` is set (a projection follower)."""
+        waker = Waker(self.db, interval)
+        try:
+            while not stop.is_set():
+                if self.catch_up() == 0:
+                    waker.wait(stop)
+        finally:
+            waker.close()
+
+
+class Waker:
+    """Waits for new events: LISTEN/NOTIFY on PostgreSQL, a short poll on SQLite."""
+
+    def __init__(self, db: Db, interval: float) -> None:
+        self.interval = interval
+        self._conn: Any = None
+        if not db.url.is_sqlite:
+            import psycopg
+
+            self._conn = psycopg.connect(db.url.conninfo(), autocommit=True)
+            self._conn.execute("LISTEN ledger_events")
+
+    def wait(self, stop: threading.Event) -> None:
+        if self._conn is None:
+            stop.wait(self.interval)
+            return
+        for _ in self._conn.notifies(timeout=self.interval, stop_after=1):
+            break
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
