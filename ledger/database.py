@@ -161,6 +161,9 @@ class Db:
             self._conn.close()
 
 
+DDL_LOCK = 0x6365727469  # serialises schema changes between processes on PostgreSQL
+
+
 class Cursor:
     """A cursor inside `Db.transaction()`, translating placeholders."""
 
@@ -177,6 +180,11 @@ class Cursor:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self._cursor.executemany(self._db._sql(sql), [tuple(r) for r in rows])
+
+    def lock_schema(self) -> None:
+        """Within a transaction: wait for other processes' schema changes (PostgreSQL)."""
+        if not self._db.url.is_sqlite:
+            self._cursor.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
 
     @property
     def rowcount(self) -> int:

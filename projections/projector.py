@@ -17,6 +17,7 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from ledger.database import Db
+from projections.access import AccessView
 from projections.current import CurrentView
 from projections.deleted import DeletedView
 from projections.inventory import InventoryView
@@ -36,6 +37,7 @@ VIEW_CLASSES: tuple[type[View], ...] = (
     ContactsView,
     DeletedView,
     InventoryView,
+    AccessView,
 )
 Progress = Callable[[int, int], None]
 
@@ -70,6 +72,7 @@ class Projector:
 
     def create_tables(self, views: Iterable[View] | None = None) -> None:
         with self.db.transaction() as cur:
+            cur.lock_schema()
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {TRACKING} ("
                 " view TEXT PRIMARY KEY, position BIGINT NOT NULL)"

@@ -353,3 +353,20 @@ class Queries:
             "id": f"{self.base}/certificates/contacts",
             "contacts": [_drop_none({"email": e, "name": n, "phone": p}) for e, n, p in rows],
         }
+
+    # -- access ------------------------------------------------------------
+
+    def grants(self) -> dict[str, list[str]]:
+        rows = self.db.execute("SELECT principal, permission FROM v_access ORDER BY principal")
+        grants: dict[str, list[str]] = {}
+        for principal, permission in rows:
+            grants.setdefault(principal, []).append(permission)
+        return grants
+
+    def denials(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT at, principal, permission, target, request_id FROM v_access_denied"
+            f" ORDER BY position DESC LIMIT {int(limit)}"
+        )
+        keys = ("at", "principal", "permission", "target", "request_id")
+        return [dict(zip(keys, r, strict=True)) for r in rows]

@@ -58,7 +58,7 @@ def show(state: State) -> None:
 
 
 def _show(state: State) -> None:
-    grants = state.ledger.access().grants
+    grants = state.queries.grants()
     rows = [
         {
             "principal": p,
@@ -67,6 +67,20 @@ def _show(state: State) -> None:
         for p, perms in sorted(grants.items())
     ]
     emit_rows(rows, ["principal", "permissions"], state.output)
+
+
+@access.command("denied")
+@click.option("--limit", type=int, default=50, show_default=True)
+@pass_state
+def denied(state: State, limit: int) -> None:
+    """The latest denied attempts, newest first.
+
+    \b
+    Example:
+      certledger access denied --limit 10
+    """
+    rows = state.queries.denials(limit)
+    emit_rows(rows, ["at", "principal", "permission", "target", "request_id"], state.output)
 
 
 COMMANDS = [access]

@@ -81,6 +81,7 @@ class SqlCustodyStore:
     def __init__(self, db: Db) -> None:
         self._db = db
         with db.transaction() as cur:
+            cur.lock_schema()
             for statement in custody_schema("BLOB" if db.url.is_sqlite else "BYTEA"):
                 cur.execute(statement)
 

@@ -324,3 +324,11 @@ def test_import_pfx_and_delete_recover_purge(cli: Run, tmp_path: Path) -> None:
 def test_help_has_examples(cli: Run) -> None:
     for args in (("cert", "create"), ("cert", "merge"), ("secret", "show"), ("issuer", "create")):
         assert "Example" in cli(*args, "--help").stdout
+
+
+def test_access_denials_are_listed(cli: Run) -> None:
+    cli("--principal", "eve", "cert", "show", "x", expect=EXIT_FORBIDDEN)
+    denied = as_json(cli("-o", "json", "access", "denied"))["value"]
+    assert denied[0]["principal"] == "eve"
+    assert denied[0]["permission"] == "get"
+    assert denied[0]["target"] == "certificates/x"
