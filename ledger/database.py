@@ -114,6 +114,7 @@ class Db:
     def __init__(self, url: DatabaseUrl) -> None:
         self.url = url
         self._lock = threading.RLock()
+        self._translated: dict[str, str] = {}
         self._conn: Any
         if url.is_sqlite:
             assert url.path is not None
@@ -131,7 +132,12 @@ class Db:
             self._conn.execute(f'SET search_path TO "{url.schema}"')
 
     def _sql(self, sql: str) -> str:
-        return sql if self.url.is_sqlite else sql.replace("?", "%s")
+        if self.url.is_sqlite:
+            return sql
+        translated = self._translated.get(sql)
+        if translated is None:
+            translated = self._translated[sql] = sql.replace("?", "%s")
+        return translated
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement outside a transaction; return its rows."""
@@ -176,6 +182,10 @@ class Cursor:
         if self._cursor.description is None:
             return []
         return [tuple(r) for r in self._cursor.fetchall()]
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Execute a statement whose rows are not wanted."""
+        self._cursor.execute(self._db._sql(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:

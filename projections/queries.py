@@ -14,6 +14,7 @@ from ledger.domain.certificate import certificate_id
 from ledger.domain.errors import IssuerNotFound, NotFound, PendingNotFound
 from ledger.domain.issuer import issuer_id
 from ledger.pki import public_jwk
+from projections.view import iso
 
 RECOVERY_LEVEL = "Recoverable+Purgeable"
 RECOVERABLE_DAYS = 90
@@ -23,7 +24,7 @@ def epoch(text: str | None) -> int | None:
     """Key Vault's integer seconds from the views' fixed-width UTC text."""
     if text is None:
         return None
-    return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp())
+    return int(datetime.fromisoformat(text).timestamp())
 
 
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +250,7 @@ class Queries:
         if expires_within_days is not None:
             limit_at = (now or datetime.now(UTC)) + timedelta(days=expires_within_days)
             where.append("i.exp <= ?")
-            params.append(limit_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            params.append(iso(limit_at))
         rows = self.db.execute(
             "SELECT i.name, i.version, i.subject, i.issuer, i.kty, i.key_size, i.crv, i.nbf,"
             f" i.exp, i.enabled FROM v_inventory i WHERE {' AND '.join(where)}"

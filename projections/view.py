@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from ledger.database import Cursor
@@ -14,7 +15,11 @@ Handler = Callable[[Any, Cursor, Any], None]
 
 def iso(moment: datetime | None) -> str | None:
     """Fixed-width UTC text, so that text order is time order on every backend."""
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment is None:
+        return None
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def js(value: Any) -> str:
@@ -22,8 +27,11 @@ def js(value: Any) -> str:
 
 
 def cid(event: Any) -> str:
-    """The originator id as text (a certificate's or issuer's stream)."""
-    return str(event.originator_id)
+    """The originator id as text (a certificate's or issuer's stream), computed once."""
+    found: str | None = event.__dict__.get("_cid")
+    if found is None:
+        found = event.__dict__["_cid"] = str(event.originator_id)
+    return found
 
 
 class View:
@@ -62,19 +70,27 @@ def on(*qualnames: str) -> Callable[[Handler], Handler]:
     return mark
 
 
-def update(cur: Cursor, table: str, where: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-    sets = ", ".join(f"{k} = ?" for k in values)
+@lru_cache(maxsize=512)
+def _update_sql(table: str, where: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{k} = ?" for k in columns)
     cond = " AND ".join(f"{k} = ?" for k in where)
-    cur.execute(f"UPDATE {table} SET {sets} WHERE {cond}", [*values.values(), *where.values()])
+    return f"UPDATE {table} SET {sets} WHERE {cond}"
+
+
+@lru_cache(maxsize=512)
+def _insert_sql(table: str, columns: tuple[str, ...], replace_on: str) -> str:
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    if replace_on:
+        keys = {k.strip() for k in replace_on.split(",")}
+        sets = ", ".join(f"{k} = excluded.{k}" for k in columns if k not in keys)
+        sql += f" ON CONFLICT ({replace_on}) DO UPDATE SET {sets}"
+    return sql
+
+
+def update(cur: Cursor, table: str, where: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    cur.run(_update_sql(table, tuple(where), tuple(values)), [*values.values(), *where.values()])
 
 
 def insert(cur: Cursor, table: str, values: Mapping[str, Any], *, replace_on: str = "") -> None:
     """INSERT; with `replace_on` (the key columns), an upsert that overwrites the row."""
-    cols = ", ".join(values)
-    marks = ", ".join("?" for _ in values)
-    sql = f"INSERT INTO {table} ({cols}) VALUES ({marks})"
-    if replace_on:
-        keys = {k.strip() for k in replace_on.split(",")}
-        sets = ", ".join(f"{k} = excluded.{k}" for k in values if k not in keys)
-        sql += f" ON CONFLICT ({replace_on}) DO UPDATE SET {sets}"
-    cur.execute(sql, list(values.values()))
+    cur.run(_insert_sql(table, tuple(values), replace_on), list(values.values()))
