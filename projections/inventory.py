@@ -40,12 +40,12 @@ class InventoryView(View):
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " cert_id TEXT PRIMARY KEY, name TEXT NOT NULL, listed INTEGER NOT NULL, version TEXT,"
-        " issuer TEXT, subject TEXT, issuer_dn TEXT, kty TEXT, key_size INTEGER, crv TEXT,"
-        " nbf TEXT, exp TEXT, enabled INTEGER)",
+        " issuer TEXT, issuer_key TEXT, subject TEXT, issuer_dn TEXT, kty TEXT,"
+        " key_size INTEGER, crv TEXT, nbf TEXT, exp TEXT, enabled INTEGER)",
+        f"CREATE INDEX IF NOT EXISTS {T}_by_name ON {T} (listed, name)",
         f"CREATE INDEX IF NOT EXISTS {T}_by_exp ON {T} (listed, exp)",
-        f"CREATE INDEX IF NOT EXISTS {T}_by_issuer ON {T} (listed, issuer)",
-        f"CREATE INDEX IF NOT EXISTS {T}_by_kty ON {T} (listed, kty)",
-        f"CREATE INDEX IF NOT EXISTS {T}_by_subject ON {T} (listed, subject)",
+        f"CREATE INDEX IF NOT EXISTS {T}_by_issuer ON {T} (listed, issuer_key, name)",
+        f"CREATE INDEX IF NOT EXISTS {T}_by_kty ON {T} (listed, kty, name)",
         f"CREATE TABLE IF NOT EXISTS {SANS} ("
         " cert_id TEXT NOT NULL, san TEXT NOT NULL, PRIMARY KEY (cert_id, san))",
         f"CREATE INDEX IF NOT EXISTS {SANS}_by_san ON {SANS} (san)",
@@ -99,6 +99,7 @@ class InventoryView(View):
             [cid(e), e.version],
         )
         facts = dict(zip(FACTS, rows[0][:-1], strict=True))
+        facts["issuer_key"] = (facts["issuer"] or "").lower()
         update(
             cur, T, {"cert_id": cid(e)}, {**facts, "version": e.version, "listed": 1, "enabled": 1}
         )
@@ -130,7 +131,7 @@ class InventoryView(View):
 
     @on("Certificate.Purged")
     def purged(self, cur: Cursor, e: Any) -> None:
-        values: dict[str, Any] = dict.fromkeys(FACTS)
+        values: dict[str, Any] = dict.fromkeys((*FACTS, "issuer_key"))
         update(cur, T, {"cert_id": cid(e)}, {**values, "listed": 0, "version": None})
         cur.execute(f"DELETE FROM {SANS} WHERE cert_id = ?", [cid(e)])
         cur.execute(f"DELETE FROM {S} WHERE cert_id = ?", [cid(e)])

@@ -242,7 +242,7 @@ class Queries:
             where.append("i.cert_id IN (SELECT cert_id FROM v_inventory_sans WHERE san = ?)")
             params.append(san.lower())
         if issuer:
-            where.append("LOWER(i.issuer) = ?")
+            where.append("i.issuer_key = ?")
             params.append(issuer.lower())
         if kty:
             where.append("i.kty = ?")
