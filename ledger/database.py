@@ -66,6 +66,11 @@ class DatabaseUrl:
             schema=schema,
         )
 
+    @classmethod
+    def memory(cls) -> DatabaseUrl:
+        """A private in-memory SQLite database (for point-in-time views)."""
+        return cls(url="sqlite://:memory:", kind="sqlite")
+
     @property
     def is_sqlite(self) -> bool:
         return self.kind == "sqlite"
@@ -116,7 +121,9 @@ class Db:
         self._lock = threading.RLock()
         self._translated: dict[str, str] = {}
         self._conn: Any
-        if url.is_sqlite:
+        if url.is_sqlite and url.path is None:
+            self._conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        elif url.is_sqlite:
             assert url.path is not None
             url.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
@@ -199,3 +206,19 @@ class Cursor:
     @property
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)
+
+
+def stream_positions(db: Db, originator_id: str) -> dict[int, int]:
+    """Each event's notification position (its place in the whole log), by stream version."""
+    if db.url.is_sqlite:
+        rows = db.execute(
+            "SELECT originator_version, rowid FROM stored_events WHERE originator_id = ?",
+            [originator_id.replace("-", "")],
+        )
+    else:
+        rows = db.execute(
+            f'SELECT originator_version, notification_id FROM "{db.url.schema}".ledger_events'
+            " WHERE originator_id = ?",
+            [originator_id],
+        )
+    return {int(v): int(p) for v, p in rows}

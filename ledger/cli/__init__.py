@@ -20,6 +20,7 @@ EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_FORBIDDEN = 5
 EXIT_OPERATION_FAILED = 6
+EXIT_DRIFT = 7
 
 
 def exit_code_for(exc: Exception) -> int:
@@ -70,6 +71,17 @@ class State:
         self.projector.catch_up()
         return self._views[1]
 
+    def history(self) -> Any:
+        from ledger.history import History
+
+        return History(self.ledger, self.projector.db)
+
+    def queries_at(self, name: str, at: Any) -> Any:
+        """The read side now, or the certificate as it stood at `at` (rebuilt from its events)."""
+        if at.is_now:
+            return self.queries
+        return self.history().views_at(name, at)
+
     def ctx(self) -> Ctx:
         return Ctx(self.settings.principal)
 
@@ -93,7 +105,12 @@ class LedgerGroup(click.Group):
     help="Ledger home (default $XDG_DATA_HOME/certledger or ~/.local/share/certledger).",
 )
 @click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table for people; json (Key Vault's shapes) or csv for scripts.",
 )
 @click.option(
     "--database-url",
@@ -124,9 +141,9 @@ def main(
 
 
 def _register() -> None:
-    from ledger.cli import access, cert, demo, issuer, keys, views, worker
+    from ledger.cli import access, cert, demo, history, issuer, keys, replay, views, worker
 
-    for module in (cert, keys, issuer, access, worker, views, demo):
+    for module in (cert, keys, issuer, access, history, replay, worker, views, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

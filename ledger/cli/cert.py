@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import base64
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ledger.cli import EXIT_OPERATION_FAILED, State
-from ledger.cli.common import parse_tags, pass_state, read_input, read_json
+from ledger.cli import EXIT_OPERATION_FAILED, EXIT_USAGE, State
+from ledger.cli.common import parse_tags, pass_state, point_in_time, read_input, read_json
 from ledger.cli.output import emit, emit_rows
 from ledger.domain.certificate import COMPLETED
-from ledger.domain.errors import PendingNotFound
+from ledger.domain.errors import LedgerError, PendingNotFound
 from ledger.domain.policy import CertificatePolicy, policy_from_options
+from ledger.history import PointInTime
 from projections.queries import epoch
 
 CONTENT_TYPES = {"pkcs12": "application/x-pkcs12", "pem": "application/x-pem-file"}
@@ -229,22 +232,25 @@ def delete_operation(state: State, name: str) -> None:
 @cert.command("show")
 @click.argument("name")
 @click.option("--version", "version", help="A version id (default: the current version).")
+@point_in_time
 @pass_state
-def show(state: State, name: str, version: str | None) -> None:
+def show(state: State, name: str, version: str | None, at: PointInTime) -> None:
     """Show a certificate version as Key Vault's CertificateBundle.
 
     \b
-    Example:
+    Examples:
       certledger cert show web --output json
+      certledger cert show web --as-of 2026-01-31T12:00:00Z
     """
     state.ledger.authorize(state.ctx(), "get", f"certificates/{name}")
-    emit(state.queries.certificate(name, version), state.output)
+    emit(state.queries_at(name, at).certificate(name, version), state.output)
 
 
 @cert.command("versions")
 @click.argument("name")
+@point_in_time
 @pass_state
-def versions(state: State, name: str) -> None:
+def versions(state: State, name: str, at: PointInTime) -> None:
     """List a certificate's completed versions, oldest first.
 
     \b
@@ -252,10 +258,11 @@ def versions(state: State, name: str) -> None:
       certledger cert versions web
     """
     state.ledger.authorize(state.ctx(), "list", f"certificates/{name}")
+    queries = state.queries_at(name, at)
     if state.output == "json":
-        emit_rows(state.queries.versions(name), [], "json")
+        emit_rows(queries.versions(name), [], "json")
         return
-    cert_row, rows = state.queries.lineage(name)
+    cert_row, rows = queries.lineage(name)
     table = [
         {
             "version": v["version"],
@@ -270,7 +277,7 @@ def versions(state: State, name: str) -> None:
         for v in rows
     ]
     columns = ["version", "current", "status", "origin", "enabled", "nbf", "exp", "x5t"]
-    emit_rows(table, columns, "table")
+    emit_rows(table, columns, state.output)
 
 
 @cert.command("update")
@@ -429,7 +436,7 @@ def list_(
         )
         return
     table = [{**r, "exp": epoch(r["exp"])} for r in rows]
-    emit_rows(table, ["name", "subject", "issuer", "kty", "exp", "enabled"], "table")
+    emit_rows(table, ["name", "subject", "issuer", "kty", "exp", "enabled"], state.output)
 
 
 @cert.command("deleted")
@@ -447,6 +454,43 @@ def deleted(state: State, name: str | None) -> None:
         emit(state.queries.deleted(name), state.output)
     else:
         emit_rows(state.queries.list_deleted(), ["recoveryId", "deletedDate"], state.output)
+
+
+@cert.command("import-dir")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--password", help="Password of the PFX files or encrypted PEM keys.")
+@pass_state
+def import_dir(state: State, folder: str, password: str | None) -> None:
+    """Import every .pfx, .p12 and .pem file of FOLDER, each named after its file.
+
+    \b
+    Example:
+      certledger cert import-dir ./exported --password s3cret
+    """
+    files = sorted(
+        p for p in Path(folder).iterdir() if p.suffix.lower() in (".pfx", ".p12", ".pem")
+    )
+    failures: list[str] = []
+
+    def one(path: Path) -> None:
+        name = re.sub(r"[^0-9A-Za-z-]+", "-", path.stem).strip("-")[:127] or "imported"
+        try:
+            state.ledger.import_certificate(state.ctx(), name, path.read_bytes(), password=password)
+        except LedgerError as exc:
+            failures.append(f"{path.name}: {exc}")
+
+    if sys.stderr.isatty():
+        with click.progressbar(files, label="importing", file=sys.stderr) as bar:
+            for path in bar:
+                one(path)
+    else:
+        for path in files:
+            one(path)
+    for failure in failures:
+        click.echo(f"error: {failure}", err=True)
+    click.echo(f"imported {len(files) - len(failures)} of {len(files)} file(s)", err=True)
+    if failures:
+        sys.exit(EXIT_USAGE)
 
 
 COMMANDS = [cert]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -42,3 +44,29 @@ def parse_tags(pairs: tuple[str, ...]) -> dict[str, str] | None:
             raise BadParameter(f"--tag {pair!r}: expected KEY=VALUE")
         tags[key] = value
     return tags
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def point_in_time(command: F) -> F:
+    """Add --as-of TIME and --at-position N, passed on as `at` (a PointInTime)."""
+
+    command = click.option(
+        "--at-position",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="As the ledger stood after the event at log position N.",
+    )(command)
+    command = click.option(
+        "--as-of", metavar="TIME", help="As the ledger stood at TIME (ISO 8601, UTC if naive)."
+    )(command)
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, as_of: str | None, at_position: int | None, **kwargs: Any) -> Any:
+        from ledger.history import PointInTime, parse_moment
+
+        at = PointInTime(parse_moment(as_of) if as_of else None, at_position)
+        return command(*args, at=at, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

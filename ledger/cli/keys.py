@@ -8,9 +8,10 @@ import binascii
 import click
 
 from ledger.cli import State
-from ledger.cli.common import pass_state
+from ledger.cli.common import pass_state, point_in_time
 from ledger.cli.output import emit
 from ledger.domain.errors import BadParameter
+from ledger.history import PointInTime
 
 
 @click.group()
@@ -21,8 +22,9 @@ def key() -> None:
 @key.command("show")
 @click.argument("name")
 @click.option("--version", "version", help="A version id (default: the current version).")
+@point_in_time
 @pass_state
-def key_show(state: State, name: str, version: str | None) -> None:
+def key_show(state: State, name: str, version: str | None, at: PointInTime) -> None:
     """Show the managed key as Key Vault's KeyBundle (public JWK only).
 
     \b
@@ -30,7 +32,7 @@ def key_show(state: State, name: str, version: str | None) -> None:
       certledger key show web --output json
     """
     state.ledger.authorize(state.ctx(), "get", f"keys/{name}")
-    emit(state.queries.key(name, version), state.output)
+    emit(state.queries_at(name, at).key(name, version), state.output)
 
 
 @key.command("sign")
@@ -68,14 +70,25 @@ def secret() -> None:
 @secret.command("show")
 @click.argument("name")
 @click.option("--version", "version", help="A version id (default: the current version).")
+@click.option("--metadata", is_flag=True, help="Only the secret's attributes, not its value.")
+@point_in_time
 @pass_state
-def secret_show(state: State, name: str, version: str | None) -> None:
+def secret_show(
+    state: State, name: str, version: str | None, metadata: bool, at: PointInTime
+) -> None:
     """Show the secret (PKCS#12 base64 or PEM, per the policy's content type).
 
+    With --as-of or --at-position, only the metadata as it stood then.
+
     \b
-    Example:
+    Examples:
       certledger secret show web --output json
+      certledger secret show web --metadata --as-of 2026-01-31
     """
+    if metadata or not at.is_now:
+        state.ledger.authorize(state.ctx(), "get", f"secrets/{name}")
+        emit(state.queries_at(name, at).secret(name, version), state.output)
+        return
     value, v = state.ledger.secret_value(state.ctx(), name, version)
     if state.output == "json":
         emit({"value": value, **state.queries.secret(name, v.version)}, "json")

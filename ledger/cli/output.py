@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -38,10 +40,21 @@ def _cell(key: str, value: Any) -> str:
     return text if len(text) <= 96 else text[:93] + "..."
 
 
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    click.echo(out.getvalue(), nl=False)
+
+
 def emit(data: Any, fmt: str) -> None:
-    """Print one JSON document, or a two-column table of its fields."""
+    """Print one JSON document, or its fields as a two-column table or CSV."""
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=False))
+        return
+    if fmt == "csv" and isinstance(data, Mapping):
+        _csv(["field", "value"], _flatten(data))
         return
     if isinstance(data, Mapping):
         rows = _flatten(data)
@@ -56,6 +69,9 @@ def emit_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: st
     """Print a list: JSON `{"value": [...]}` as Key Vault lists, or aligned columns."""
     if fmt == "json":
         click.echo(json.dumps({"value": list(rows)}, indent=2))
+        return
+    if fmt == "csv":
+        _csv(columns, [["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
         return
     cells = [[_cell(c, r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]

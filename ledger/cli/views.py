@@ -87,4 +87,22 @@ def run(state: State, interval: float) -> None:
     state.projector.follow(stop, interval)
 
 
-COMMANDS = [projections]
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script.
+
+    \b
+    Example:
+      eval "$(certledger completion bash)"
+    """
+    from click.shell_completion import get_completion_class
+
+    from ledger.cli import main
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(main, {}, "certledger", "_CERTLEDGER_COMPLETE").source())
+
+
+COMMANDS = [projections, completion]
