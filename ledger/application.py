@@ -18,11 +18,12 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from ledger.domain.access import ACCESS_ID, AccessControl
-from ledger.domain.certificate import Certificate, Version, X509Facts, certificate_id, check_name
+from ledger.domain.certificate import Certificate, Version, X509Facts
 from ledger.domain.contacts import CONTACTS_ID, Contacts, check_contacts
 from ledger.domain.context import Ctx
 from ledger.domain.errors import BadParameter, Conflict, Forbidden, IssuerNotFound, NotFound
-from ledger.domain.issuer import RESERVED_ISSUERS, Issuer, issuer_id
+from ledger.domain.ids import certificate_id, check_name, issuer_id
+from ledger.domain.issuer import RESERVED_ISSUERS, Issuer
 from ledger.domain.policy import CertificatePolicy, PolicyError
 from ledger.keys.custody import KeyCustody
 from ledger.keys.store import CustodyRow

@@ -222,3 +222,16 @@ def stream_positions(db: Db, originator_id: str) -> dict[int, int]:
             [originator_id],
         )
     return {int(v): int(p) for v, p in rows}
+
+
+def log_head(db: Db) -> int:
+    """The position of the last event in the log (0 when empty or not yet created)."""
+    if db.url.is_sqlite:
+        sql = "SELECT MAX(rowid) FROM stored_events"
+    else:
+        sql = f'SELECT MAX(notification_id) FROM "{db.url.schema}".ledger_events'
+    try:
+        rows = db.execute(sql)
+    except Exception:  # the log's table does not exist yet
+        return 0
+    return int(rows[0][0] or 0)

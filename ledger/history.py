@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ledger.application import Ledger
 from ledger.database import DatabaseUrl, Db, stream_positions
-from ledger.domain.certificate import certificate_id
-from ledger.domain.errors import BadParameter, NotFound
+from ledger.domain.errors import NotFound
+from ledger.domain.ids import certificate_id
+from ledger.moments import NOW, PointInTime
 from projections.projector import VIEW_CLASSES
 from projections.queries import Queries
 
@@ -25,15 +26,6 @@ HIDDEN = {
     "_cid",
 }
 SHORTEN = {"cert_der", "csr_der", "public_key_pem", "chain_der", "policy"}
-
-
-def parse_moment(text: str) -> datetime:
-    """ISO 8601, `Z` allowed; a date alone is its midnight; naive times are UTC."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -72,23 +64,6 @@ def _facts(event: Any) -> dict[str, Any]:
     return facts
 
 
-@dataclass(frozen=True)
-class PointInTime:
-    """A moment in the log: a time, or a position (both inclusive); None means now."""
-
-    until_time: datetime | None = None
-    until_position: int | None = None
-
-    def includes(self, position: int, moment: datetime) -> bool:
-        if self.until_position is not None and position > self.until_position:
-            return False
-        return self.until_time is None or moment <= self.until_time
-
-    @property
-    def is_now(self) -> bool:
-        return self.until_time is None and self.until_position is None
-
-
 class History:
     """Reads one certificate's stream with each event's position in the log."""
 
@@ -96,7 +71,7 @@ class History:
         self.ledger = ledger
         self.db = db
 
-    def events(self, name: str, at: PointInTime = PointInTime()) -> list[tuple[int, Any]]:
+    def events(self, name: str, at: PointInTime = NOW) -> list[tuple[int, Any]]:
         cert_id = certificate_id(name)
         positions = stream_positions(self.db, str(cert_id))
         if not positions:
@@ -114,7 +89,7 @@ class History:
         *,
         version: str | None = None,
         since: datetime | None = None,
-        at: PointInTime = PointInTime(),
+        at: PointInTime = NOW,
     ) -> list[Entry]:
         entries = []
         for position, event in self.events(name, at):

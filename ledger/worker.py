@@ -15,7 +15,8 @@ from ledger.application import Ledger, x509_facts
 from ledger.domain.certificate import Certificate, Operation, Version
 from ledger.domain.context import Ctx
 from ledger.domain.errors import Conflict
-from ledger.domain.issuer import Issuer, issuer_id
+from ledger.domain.ids import issuer_id
+from ledger.domain.issuer import Issuer
 from ledger.pki import KeyMismatchError, load_certificates, order_chain, self_signed
 from ledger.profile import profile_from_policy
 from ledger.providers.base import OrderRequest, OrderStatus

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from ledger.database import Db
-from ledger.domain.certificate import certificate_id
 from ledger.domain.errors import IssuerNotFound, NotFound, PendingNotFound
-from ledger.domain.issuer import issuer_id
-from ledger.pki import public_jwk
+from ledger.domain.ids import certificate_id, issuer_id
 from projections.view import iso
 
 RECOVERY_LEVEL = "Recoverable+Purgeable"
@@ -291,6 +287,10 @@ class Queries:
 
     def key(self, name: str, version: str | None = None) -> dict[str, Any]:
         """KeyBundle of the managed key (public JWK)."""
+        from cryptography.hazmat.primitives import serialization
+
+        from ledger.pki import public_jwk
+
         cert, m = self._managed(name, version, "key")
         kid = f"{self.base}/keys/{cert.name}/{m['version']}"
         public = serialization.load_pem_public_key(m["public_key_pem"].encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,8 +11,6 @@ import click
 
 from ledger.domain.context import Ctx
 from ledger.domain.errors import Conflict, Forbidden, LedgerError, NotFound
-from ledger.domain.policy import PolicyError
-from ledger.keys.custody import CustodyError
 from ledger.settings import Settings
 
 EXIT_FAILED = 1
@@ -23,6 +22,18 @@ EXIT_OPERATION_FAILED = 6
 EXIT_DRIFT = 7
 
 
+# Error classes from modules a command may never import (checked only once loaded).
+LAZY_ERRORS = (("ledger.domain.policy", "PolicyError"), ("ledger.keys.custody", "CustodyError"))
+
+
+def _lazy_error(exc: Exception) -> str | None:
+    for module_name, class_name in LAZY_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return class_name
+    return None
+
+
 def exit_code_for(exc: Exception) -> int:
     if isinstance(exc, NotFound):
         return EXIT_NOT_FOUND
@@ -30,7 +41,7 @@ def exit_code_for(exc: Exception) -> int:
         return EXIT_CONFLICT
     if isinstance(exc, Forbidden):
         return EXIT_FORBIDDEN
-    if isinstance(exc, LedgerError | PolicyError):
+    if isinstance(exc, LedgerError) or _lazy_error(exc) == "PolicyError":
         return EXIT_USAGE
     return EXIT_FAILED
 
@@ -43,6 +54,7 @@ class State:
     output: str
     _ledger: Any = field(default=None, repr=False)
     _views: Any = field(default=None, repr=False)
+    _read: Any = field(default=None, repr=False)
 
     @property
     def ledger(self) -> Any:
@@ -67,9 +79,27 @@ class State:
 
     @property
     def queries(self) -> Any:
-        """The read side, caught up with every write made so far (read-your-writes)."""
-        self.projector.catch_up()
-        return self._views[1]
+        """The read side, caught up with every write made so far (read-your-writes).
+
+        When the views are current this needs only the database: the ledger itself
+        (and its heavier imports) opens only when there are events to catch up.
+        """
+        from projections.queries import Queries
+
+        if self._read is None:
+            self._read = Queries(self.settings.database.connect(), self.settings.vault_url)
+        if not views_current(self._read.db):
+            self.projector.catch_up()
+        return self._read
+
+    def authorize_read(self, permission: str, target: str) -> None:
+        """Check a read permission on the access view; a denial goes through the ledger."""
+        rows = self.queries.db.execute(
+            "SELECT 1 FROM v_access WHERE principal = ? AND permission = ?",
+            [self.settings.principal, permission],
+        )
+        if not rows:
+            self.ledger.authorize(self.ctx(), permission, target)
 
     def history(self) -> Any:
         from ledger.history import History
@@ -86,13 +116,55 @@ class State:
         return Ctx(self.settings.principal)
 
 
+def views_current(db: Any) -> bool:
+    """True when every view has applied the whole log."""
+    from ledger.database import log_head
+
+    try:
+        rows = db.execute("SELECT MIN(position), COUNT(*) FROM v_tracking")
+    except Exception:  # no views yet
+        return False
+    position, count = rows[0]
+    return bool(count) and int(position or 0) >= log_head(db)
+
+
+# Commands load on first use, so that `certledger cert show` imports only what it needs.
+LAZY_COMMANDS = {
+    "cert": "ledger.cli.cert:cert",
+    "key": "ledger.cli.keys:key",
+    "secret": "ledger.cli.keys:secret",
+    "issuer": "ledger.cli.issuer:issuer",
+    "contacts": "ledger.cli.issuer:contacts",
+    "access": "ledger.cli.access:access",
+    "history": "ledger.cli.history:history",
+    "replay": "ledger.cli.replay:replay",
+    "worker": "ledger.cli.worker:worker",
+    "projections": "ledger.cli.views:projections",
+    "completion": "ledger.cli.views:completion",
+    "demo": "ledger.cli.demo:demo",
+}
+
+
 class LedgerGroup(click.Group):
-    """Turns ledger errors into one line on stderr and a documented exit status."""
+    """Loads commands lazily; turns ledger errors into one line on stderr and an exit status."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (LedgerError, PolicyError, CustodyError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, LedgerError) and _lazy_error(exc) is None:
+                raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(exit_code_for(exc))
 
@@ -138,14 +210,3 @@ def main(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     ctx.obj = State(settings=settings, output=output)
-
-
-def _register() -> None:
-    from ledger.cli import access, cert, demo, history, issuer, keys, replay, views, worker
-
-    for module in (cert, keys, issuer, access, history, replay, worker, views, demo):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()

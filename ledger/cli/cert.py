@@ -6,20 +6,19 @@ import base64
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from ledger.cli import EXIT_OPERATION_FAILED, EXIT_USAGE, State
 from ledger.cli.common import parse_tags, pass_state, point_in_time, read_input, read_json
 from ledger.cli.output import emit, emit_rows
-from ledger.domain.certificate import COMPLETED
 from ledger.domain.errors import LedgerError, PendingNotFound
-from ledger.domain.policy import CertificatePolicy, policy_from_options
-from ledger.history import PointInTime
+from ledger.moments import PointInTime
 from projections.queries import epoch
+
+if TYPE_CHECKING:
+    from ledger.domain.policy import CertificatePolicy
 
 CONTENT_TYPES = {"pkcs12": "application/x-pkcs12", "pem": "application/x-pem-file"}
 
@@ -74,6 +73,8 @@ def _resolve_policy(
     state: State, name: str, policy_file: str | None, patch: dict[str, Any], opts: dict[str, Any]
 ) -> CertificatePolicy | None:
     """The policy a create carries: a file, flags over the file or the stored policy, or none."""
+    from ledger.domain.policy import CertificatePolicy, policy_from_options
+
     base: CertificatePolicy | None = None
     if policy_file:
         base = CertificatePolicy.from_kv_json(read_json(policy_file, "policy file"))
@@ -147,7 +148,7 @@ def create(
         result = Worker(ledger).drive(name, timeout=timeout, cert=result)
     emit(state.queries.operation(name), state.output)
     op = result.require_operation()
-    if wait and op.status not in (COMPLETED, "inProgress"):
+    if wait and op.status not in ("completed", "inProgress"):
         click.echo(
             f"error: operation {op.status}: {op.error_message or op.status_details}", err=True
         )
@@ -164,7 +165,7 @@ def pending(state: State, name: str) -> None:
     Example:
       certledger cert pending web --output json
     """
-    state.ledger.authorize(state.ctx(), "get", f"certificates/{name}/pending")
+    state.authorize_read("get", f"certificates/{name}/pending")
     emit(state.queries.operation(name), state.output)
 
 
@@ -178,10 +179,13 @@ def csr(state: State, name: str) -> None:
     Example:
       certledger cert csr api > api.csr
     """
-    state.ledger.authorize(state.ctx(), "get", f"certificates/{name}/pending")
+    state.authorize_read("get", f"certificates/{name}/pending")
     csr_der = state.queries.operation(name).get("csr")
     if not csr_der:
         raise PendingNotFound(f"certificate {name!r} has no CSR yet")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     request = x509.load_der_x509_csr(base64.b64decode(csr_der))
     click.echo(request.public_bytes(serialization.Encoding.PEM).decode(), nl=False)
 
@@ -242,7 +246,7 @@ def show(state: State, name: str, version: str | None, at: PointInTime) -> None:
       certledger cert show web --output json
       certledger cert show web --as-of 2026-01-31T12:00:00Z
     """
-    state.ledger.authorize(state.ctx(), "get", f"certificates/{name}")
+    state.authorize_read("get", f"certificates/{name}")
     emit(state.queries_at(name, at).certificate(name, version), state.output)
 
 
@@ -257,7 +261,7 @@ def versions(state: State, name: str, at: PointInTime) -> None:
     Example:
       certledger cert versions web
     """
-    state.ledger.authorize(state.ctx(), "list", f"certificates/{name}")
+    state.authorize_read("list", f"certificates/{name}")
     queries = state.queries_at(name, at)
     if state.output == "json":
         emit_rows(queries.versions(name), [], "json")
@@ -316,6 +320,8 @@ def import_(
     Example:
       certledger cert import legacy legacy.pfx --password s3cret
     """
+    from ledger.domain.policy import CertificatePolicy
+
     policy = None
     if policy_file:
         policy = CertificatePolicy.from_kv_json(read_json(policy_file, "policy file"))
@@ -339,7 +345,7 @@ def policy(state: State, name: str, patch_file: str | None) -> None:
     if patch_file:
         state.ledger.update_policy(state.ctx(), name, read_json(patch_file, "policy patch"))
     else:
-        state.ledger.authorize(state.ctx(), "get", f"certificates/{name}/policy")
+        state.authorize_read("get", f"certificates/{name}/policy")
     emit(state.queries.policy(name), state.output)
 
 
@@ -408,7 +414,7 @@ def list_(
     Example:
       certledger cert list --expires-within 30 --issuer corp-ca
     """
-    state.ledger.authorize(state.ctx(), "list", "certificates")
+    state.authorize_read("list", "certificates")
     rows = state.queries.inventory(
         subject=subject,
         san=san,
@@ -449,7 +455,7 @@ def deleted(state: State, name: str | None) -> None:
     Example:
       certledger cert deleted
     """
-    state.ledger.authorize(state.ctx(), "list" if name is None else "get", "deletedcertificates")
+    state.authorize_read("list" if name is None else "get", "deletedcertificates")
     if name:
         emit(state.queries.deleted(name), state.output)
     else:

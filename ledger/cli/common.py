@@ -64,7 +64,7 @@ def point_in_time(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, as_of: str | None, at_position: int | None, **kwargs: Any) -> Any:
-        from ledger.history import PointInTime, parse_moment
+        from ledger.moments import PointInTime, parse_moment
 
         at = PointInTime(parse_moment(as_of) if as_of else None, at_position)
         return command(*args, at=at, **kwargs)

@@ -7,7 +7,7 @@ import click
 from ledger.cli import State
 from ledger.cli.common import pass_state, point_in_time
 from ledger.cli.output import emit_rows
-from ledger.history import PointInTime, parse_moment
+from ledger.moments import PointInTime, parse_moment
 
 
 def _facts_text(facts: dict[str, object]) -> str:

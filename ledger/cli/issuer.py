@@ -62,7 +62,7 @@ def show(state: State, name: str) -> None:
     Example:
       certledger issuer show corp-ca --output json
     """
-    state.ledger.authorize(state.ctx(), "getissuers", f"certificates/issuers/{name}")
+    state.authorize_read("getissuers", f"certificates/issuers/{name}")
     emit(state.queries.issuer(name), state.output)
 
 
@@ -90,7 +90,7 @@ def list_(state: State) -> None:
     Example:
       certledger issuer list
     """
-    state.ledger.authorize(state.ctx(), "listissuers", "certificates/issuers")
+    state.authorize_read("listissuers", "certificates/issuers")
     emit_rows(state.queries.issuers(), ["id", "provider"], state.output)
 
 
@@ -126,7 +126,7 @@ def contacts_show(state: State) -> None:
     Example:
       certledger contacts show --output json
     """
-    state.ledger.authorize(state.ctx(), "managecontacts", "certificates/contacts")
+    state.authorize_read("managecontacts", "certificates/contacts")
     emit(state.queries.contacts(), state.output)
 
 

@@ -11,7 +11,7 @@ from ledger.cli import State
 from ledger.cli.common import pass_state, point_in_time
 from ledger.cli.output import emit
 from ledger.domain.errors import BadParameter
-from ledger.history import PointInTime
+from ledger.moments import PointInTime
 
 
 @click.group()
@@ -31,7 +31,7 @@ def key_show(state: State, name: str, version: str | None, at: PointInTime) -> N
     Example:
       certledger key show web --output json
     """
-    state.ledger.authorize(state.ctx(), "get", f"keys/{name}")
+    state.authorize_read("get", f"keys/{name}")
     emit(state.queries_at(name, at).key(name, version), state.output)
 
 
@@ -86,7 +86,7 @@ def secret_show(
       certledger secret show web --metadata --as-of 2026-01-31
     """
     if metadata or not at.is_now:
-        state.ledger.authorize(state.ctx(), "get", f"secrets/{name}")
+        state.authorize_read("get", f"secrets/{name}")
         emit(state.queries_at(name, at).secret(name, version), state.output)
         return
     value, v = state.ledger.secret_value(state.ctx(), name, version)

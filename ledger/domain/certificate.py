@@ -6,36 +6,23 @@ attributes); private keys live in key custody and are referenced by key id.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from ledger.domain.context import Ctx
 from ledger.domain.errors import BadParameter, Conflict, NotFound, PendingNotFound
+from ledger.domain.ids import certificate_id, check_name
 
-NAME_RE = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 RECOVERABLE_DAYS = 90
 
 IN_PROGRESS = "inProgress"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
-
-
-def check_name(name: str, what: str = "certificate") -> str:
-    if not NAME_RE.match(name):
-        raise BadParameter(
-            f"{what} name {name!r} is invalid: use 1 to 127 letters, digits and hyphens"
-        )
-    return name
-
-
-def certificate_id(name: str) -> UUID:
-    return uuid5(NAMESPACE_URL, "certledger:certificate:" + name.lower())
 
 
 @dataclass

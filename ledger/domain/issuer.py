@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger.domain.certificate import LedgerEvent, check_name
+from ledger.domain.certificate import LedgerEvent
 from ledger.domain.context import Ctx
 from ledger.domain.errors import IssuerNotFound
+from ledger.domain.ids import check_name, issuer_id
 
 RESERVED_ISSUERS = ("self", "unknown")
-
-
-def issuer_id(name: str) -> UUID:
-    return uuid5(NAMESPACE_URL, "certledger:issuer:" + name.lower())
 
 
 class Issuer(Aggregate):
