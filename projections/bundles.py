@@ -124,7 +124,7 @@ def key_bundle(cert: Certificate, v: Version, base: str) -> dict[str, Any]:
     kid = f"{base}/keys/{cert.name}/{v.version}"
     ops = ["sign", "verify"]
     return {
-        "key": public_jwk(public, kid, ops),
+        "key": public_jwk(public, kid, ops, hsm=(v.kty or "").endswith("-HSM")),
         "attributes": attributes(v),
         "tags": dict(v.tags),
         "managed": True,
