@@ -254,16 +254,18 @@ class Pkcs11Token:
             self._private.pop(_cka_id(key_id), None)
 
     def _drop_session(self) -> None:
-        from pkcs11 import PKCS11Error
-
         session, self._session = self._session, None
         self._private.clear()
         if session is not None:
+            from pkcs11 import PKCS11Error
+
             with contextlib.suppress(PKCS11Error):
                 session.close()
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             self._drop_session()
             if self._lib is not None:
