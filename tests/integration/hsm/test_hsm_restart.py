@@ -152,3 +152,34 @@ def test_concurrent_signing_shares_the_session(
         rsa_signer.public_key().verify(sig, b"data", pss, hashes.SHA256())
     finally:
         ledger.close()
+
+
+def test_an_open_ledger_uses_keys_made_by_another_process(
+    softhsm: SoftHsm, hsm_settings: Settings, clock: Clock, make_policy: PolicyFactory
+) -> None:
+    """A long-running worker finds the key pair that a CLI command made on the token."""
+    ctx = Ctx("admin")
+    ledger = open_ledger(hsm_settings, clock=clock)
+    try:
+        ledger.create_certificate(ctx, "first", make_policy(kty="EC-HSM", exportable=False))
+        Worker(ledger).drive("first")  # this process's session is open and logged in
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CERTLEDGER_")}
+        env.update(softhsm.environ(), SOFTHSM2_CONF=str(softhsm.conf))
+        proc = subprocess.run(
+            [
+                sys.executable, "-c", "from ledger.cli import main; main()",
+                "--home", str(hsm_settings.home), "cert", "create", "second",
+                "--kty", "RSA-HSM", "--issuer", "Self", "--subject", "CN=second.example",
+            ],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        done = Worker(ledger).drive("second")
+        assert done.operation is not None and done.operation.status == "completed"
+        v = done.version_of(None)
+        assert v.key_id is not None and v.key_id.startswith("hsm:") and v.kty == "RSA-HSM"
+        digest = hashlib.sha256(b"made elsewhere").digest()
+        signature, _ = ledger.sign(ctx, "second", None, "PS256", digest)
+        verify_jws(leaf_of(v).public_key(), "PS256", signature, digest)
+    finally:
+        ledger.close()
