@@ -21,10 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPrivateKeyTypes,
-    PublicKeyTypes,
-)
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from ledger.keys.custody import CustodyError, KeyHandle, Sealed
 from ledger.keys.store import HsmKeyRow
@@ -34,7 +31,6 @@ from ledger.pki.keygen import (
     RSA_KEY_SIZES,
     RSA_PUBLIC_EXPONENT,
     curve_for_name,
-    curve_name,
 )
 
 if TYPE_CHECKING:
@@ -52,6 +48,14 @@ DIGEST_INFO_PREFIXES: dict[str, bytes] = {
     "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
     "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
     "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+# CKM_RSA_PKCS_PSS parameters: hash mechanism names (the MGF1 names drop the underscore).
+PSS_HASHES = {
+    "sha1": "SHA_1",
+    "sha224": "SHA224",
+    "sha256": "SHA256",
+    "sha384": "SHA384",
+    "sha512": "SHA512",
 }
 # Curve names as the token's EC_PARAMS spell them (named curve OIDs).
 _CURVE_OIDS = {
@@ -340,13 +344,11 @@ class HsmRsaKey(rsa.RSAPrivateKey):
             mgf_hash = getattr(mgf, "_algorithm", None)
             if not isinstance(mgf, _MGF1) or not isinstance(mgf_hash, hashes.HashAlgorithm):
                 raise UnsupportedAlgorithm("PSS on the token needs MGF1")
-            names = {"sha1": "SHA_1", "sha224": "SHA224", "sha256": "SHA256"}
-            names |= {"sha384": "SHA384", "sha512": "SHA512"}
-            if hash_alg.name not in names or mgf_hash.name not in names:
+            if hash_alg.name not in PSS_HASHES or mgf_hash.name not in PSS_HASHES:
                 raise UnsupportedAlgorithm(f"{hash_alg.name} is not supported for PSS on the token")
             param = (
-                Mechanism[names[hash_alg.name]],
-                MGF[names[mgf_hash.name].replace("_", "")],
+                Mechanism[PSS_HASHES[hash_alg.name]],
+                MGF[PSS_HASHES[mgf_hash.name].replace("_", "")],
                 self._salt_length(padding, hash_alg),
             )
             return self._token.sign(self.key_id, Mechanism.RSA_PKCS_PSS, digest, param)
@@ -614,16 +616,12 @@ class Pkcs11Custody:
             public = read_public_key(session, key_id)
             if isinstance(public, rsa.RSAPublicKey):
                 return HsmRsaKey(self.token, key_id, public)
-            curve_name(public.curve)  # a curve the ledger names
             return HsmEcKey(self.token, key_id, public)
 
         signer = self.token.run(act)
         with self._lock:
             self._signers[key_id] = signer
         return signer
-
-    def public_key(self, key_id: str) -> PublicKeyTypes:
-        return self.signer(key_id).public_key()
 
     def import_private_key(self, owner: str, key: CertificateIssuerPrivateKeyTypes) -> KeyHandle:
         raise CustodyError(
