@@ -292,7 +292,8 @@ def test_the_scan_finds_planted_keys(tmp_path: Path) -> None:
 def verify_jws(public: Any, algorithm: str, signature: bytes, digest: bytes) -> None:
     """Check a Key Vault style signature (raw r||s for ECDSA) over a digest."""
     hash_alg = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
-    prehashed = utils.Prehashed(hash_alg[algorithm[2:]])
+    bits = algorithm[2:5]
+    prehashed = utils.Prehashed(hash_alg[bits])
     if algorithm.startswith("ES"):
         half = len(signature) // 2
         der = utils.encode_dss_signature(
@@ -302,7 +303,7 @@ def verify_jws(public: Any, algorithm: str, signature: bytes, digest: bytes) -> 
     elif algorithm.startswith("RS"):
         public.verify(signature, digest, padding.PKCS1v15(), prehashed)
     else:
-        pss = padding.PSS(mgf=padding.MGF1(hash_alg[algorithm[2:]]), salt_length=len(digest))
+        pss = padding.PSS(mgf=padding.MGF1(hash_alg[bits]), salt_length=len(digest))
         public.verify(signature, digest, pss, prehashed)
 
 
@@ -312,6 +313,7 @@ def verify_jws(public: Any, algorithm: str, signature: bytes, digest: bytes) -> 
         ("EC-HSM", None, "P-256", "ES256"),
         ("EC-HSM", None, "P-384", "ES384"),
         ("EC-HSM", None, "P-521", "ES512"),
+        ("EC-HSM", None, "P-256K", "ES256K"),
         ("RSA-HSM", 2048, None, "RS256"),
         ("RSA-HSM", 2048, None, "PS256"),
         ("RSA-HSM", 3072, None, "PS384"),
@@ -330,7 +332,7 @@ def test_ledger_sign_with_an_hsm_key(
     hsm_ledger.create_certificate(ctx, "signer", hsm_policy(make_policy, kty, size, crv))
     v = Worker(hsm_ledger).drive("signer").version_of(None)
     public = leaf_of(v).public_key()
-    hash_name = {"256": "sha256", "384": "sha384", "512": "sha512"}[algorithm[2:]]
+    hash_name = {"256": "sha256", "384": "sha384", "512": "sha512"}[algorithm[2:5]]
     digest = hashlib.new(hash_name, b"the message to sign").digest()
 
     signature, used = hsm_ledger.sign(ctx, "signer", None, algorithm, digest)
