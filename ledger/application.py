@@ -334,6 +334,12 @@ class Ledger(Application[UUID]):
         if policy is not None:
             cert.replace_policy(ctx, policy.to_kv_json(), policy.fingerprint())
         stored = self.policy_of(cert)
+        if stored.key_props.kty.endswith("-HSM"):
+            raise BadParameter(
+                f"cannot import into {name!r}: its policy asks for an {stored.key_props.kty} key, "
+                "and a private key cannot be imported into the HSM; import with a policy whose "
+                "key_props.kty is RSA or EC"
+            )
         handle = self.custody.import_private_key(key_owner(cert), bundle.key)
         cert.import_version(
             ctx,

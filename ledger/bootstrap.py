@@ -6,8 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ledger.application import Ledger
+from ledger.keys.custody import KeyCustody
 from ledger.keys.envelope import EnvelopeCustody
 from ledger.keys.master import load_master_key
+from ledger.keys.pkcs11 import Pkcs11Config, Pkcs11Custody
+from ledger.keys.routing import RoutingCustody
 from ledger.keys.store import SqlCustodyStore
 from ledger.providers.base import (
     ProviderFactory,
@@ -32,7 +35,13 @@ def open_ledger(settings: Settings, clock: Callable[[], datetime] | None = None)
     settings.home.mkdir(parents=True, exist_ok=True)
     now = clock or utcnow
     master = load_master_key(settings.master_key_file, settings.master_key_b64)
-    custody = EnvelopeCustody(SqlCustodyStore(settings.database.connect()), master)
+    store = SqlCustodyStore(settings.database.connect())
+    hardware: KeyCustody | None = None
+    if settings.pkcs11_module is not None:
+        assert settings.pkcs11_token is not None and settings.pkcs11_pin is not None
+        config = Pkcs11Config(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin)
+        hardware = Pkcs11Custody(config, store)  # connects on first use of an HSM key
+    custody = RoutingCustody(EnvelopeCustody(store, master), hardware, store)
     factories = {**BUILT_IN_PROVIDERS, **discover_providers()}
     registry = ProviderRegistry(ProviderServices(custody=custody, now=now), factories)
     return Ledger(settings, custody, registry, clock=now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.database import DatabaseUrl
@@ -21,6 +21,38 @@ def default_home(environ: Mapping[str, str]) -> Path:
     return Path(data).expanduser() / "certledger"
 
 
+def _pkcs11_settings(env: Mapping[str, str]) -> tuple[Path | None, str | None, str | None]:
+    """(module, token label, user PIN) from CERTLEDGER_PKCS11_*; all None when unset."""
+    module = env.get("CERTLEDGER_PKCS11_MODULE") or None
+    token = env.get("CERTLEDGER_PKCS11_TOKEN") or None
+    pin = env.get("CERTLEDGER_PKCS11_PIN") or None
+    pin_file = env.get("CERTLEDGER_PKCS11_PIN_FILE") or None
+    if module is None:
+        if token or pin or pin_file:
+            raise ValueError(
+                "CERTLEDGER_PKCS11_TOKEN/PIN are set but CERTLEDGER_PKCS11_MODULE is not"
+            )
+        return None, None, None
+    path = Path(module).expanduser()
+    if not path.is_file():
+        raise ValueError(f"CERTLEDGER_PKCS11_MODULE: no such file {path}")
+    if token is None:
+        raise ValueError("CERTLEDGER_PKCS11_TOKEN: the label of the token to use is required")
+    if pin is not None and pin_file is not None:
+        raise ValueError("set CERTLEDGER_PKCS11_PIN or CERTLEDGER_PKCS11_PIN_FILE, not both")
+    if pin_file is not None:
+        try:
+            pin = Path(pin_file).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"CERTLEDGER_PKCS11_PIN_FILE: cannot read {pin_file}: {exc}") from exc
+    if not pin:
+        raise ValueError(
+            "the token's user PIN is required: set CERTLEDGER_PKCS11_PIN or "
+            "CERTLEDGER_PKCS11_PIN_FILE"
+        )
+    return path, token, pin
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -29,6 +61,10 @@ class Settings:
     administrator: str
     vault_url: str
     master_key_b64: str | None
+    # A PKCS#11 token for RSA-HSM / EC-HSM keys; None: such key types are refused.
+    pkcs11_module: Path | None = None
+    pkcs11_token: str | None = None
+    pkcs11_pin: str | None = field(default=None, repr=False)
 
     @property
     def master_key_file(self) -> Path:
@@ -53,6 +89,7 @@ class Settings:
         if not url:
             url = f"sqlite:///{home_path / 'ledger.db'}"
         DatabaseUrl.parse(url)  # refuse a bad URL at start-up
+        module, token, pin = _pkcs11_settings(env)
         return cls(
             home=home_path,
             database_url=url,
@@ -60,4 +97,7 @@ class Settings:
             administrator=env.get("CERTLEDGER_ADMIN") or DEFAULT_PRINCIPAL,
             vault_url=(env.get("CERTLEDGER_VAULT_URL") or DEFAULT_VAULT_URL).rstrip("/"),
             master_key_b64=env.get("CERTLEDGER_MASTER_KEY") or None,
+            pkcs11_module=module,
+            pkcs11_token=token,
+            pkcs11_pin=pin,
         )

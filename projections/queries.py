@@ -295,7 +295,7 @@ class Queries:
         kid = f"{self.base}/keys/{cert.name}/{m['version']}"
         public = serialization.load_pem_public_key(m["public_key_pem"].encode())
         return {
-            "key": public_jwk(public, kid, ["sign", "verify"]),
+            "key": public_jwk(public, kid, ["sign", "verify"], hsm=str(m["kty"]).endswith("-HSM")),
             "attributes": _attributes(m["enabled"], m["nbf"], m["exp"], m["created"], m["updated"]),
             "tags": json.loads(m["tags"] or "{}"),
             "managed": True,

@@ -55,6 +55,8 @@ def _policy_patch(
         x509_props["validity_months"] = validity
     if kty:
         key_props.update(kty=kty, key_size=size, crv=curve)
+        if kty.endswith("-HSM"):
+            key_props["exportable"] = False  # HSM keys never leave the HSM
     else:
         if size is not None:
             key_props["key_size"] = size

@@ -75,6 +75,7 @@ DAYS_PER_MONTH = 28  # conservative month length for days_before_expiry checks
 
 _RSA_TYPES = ("RSA", "RSA-HSM")
 _EC_TYPES = ("EC", "EC-HSM")
+_HSM_TYPES = ("RSA-HSM", "EC-HSM")
 
 
 class PolicyError(ValueError):
@@ -409,6 +410,8 @@ class KeyProperties(_KvModel):
     @classmethod
     def _fill_defaults(cls, data: dict[str, Any]) -> dict[str, Any]:
         kty = data.get("kty", "RSA")
+        if kty in _HSM_TYPES:
+            data.setdefault("exportable", False)  # an HSM key never leaves the HSM
         if kty in _RSA_TYPES:
             data.setdefault("key_size", DEFAULT_RSA_KEY_SIZE)
         elif kty in _EC_TYPES:
@@ -420,6 +423,12 @@ class KeyProperties(_KvModel):
 
     @model_validator(mode="after")
     def _check_key(self) -> KeyProperties:
+        if self.kty in _HSM_TYPES and self.exportable:
+            _fail(
+                f"cannot be true for an {self.kty} key: its private key never leaves the HSM, "
+                "so the secret holds the certificate chain only",
+                "exportable",
+            )
         if self.kty in _RSA_TYPES:
             if self.key_size not in RSA_KEY_SIZES:
                 allowed = ", ".join(str(s) for s in RSA_KEY_SIZES)

@@ -1,4 +1,4 @@
-"""Custody rows: wrapped data keys and encrypted blobs.
+"""Custody rows: wrapped data keys, encrypted blobs and the owners of HSM keys.
 
 Rows are written by the event recorder in the same transaction as the events
 that reference them, so a key exists exactly when its KeyPairCreated does.
@@ -30,7 +30,15 @@ class SealedBlob:
         return f"SealedBlob(ref={self.ref!r}, owner={self.owner!r}, kind={self.kind!r})"
 
 
-CustodyRow = DataKeyRow | SealedBlob
+@dataclass(frozen=True)
+class HsmKeyRow:
+    """A key pair held by a PKCS#11 token: only its id and owner are kept here."""
+
+    key_id: str
+    owner: str
+
+
+CustodyRow = DataKeyRow | SealedBlob | HsmKeyRow
 
 
 def custody_schema(blob_type: str = "BLOB") -> tuple[str, ...]:
@@ -42,6 +50,9 @@ def custody_schema(blob_type: str = "BLOB") -> tuple[str, ...]:
         " ref TEXT PRIMARY KEY, owner TEXT NOT NULL, kind TEXT NOT NULL,"
         f" nonce {blob_type} NOT NULL, ciphertext {blob_type} NOT NULL)",
         "CREATE INDEX IF NOT EXISTS custody_blobs_owner ON custody_blobs(owner)",
+        "CREATE TABLE IF NOT EXISTS custody_hsm_keys ("
+        " key_id TEXT PRIMARY KEY, owner TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS custody_hsm_keys_owner ON custody_hsm_keys(owner)",
     )
 
 
@@ -56,6 +67,11 @@ def write_custody_rows(
             cursor.execute(
                 f"INSERT INTO {q}custody_data_keys (owner, wrapped_key) VALUES ({p}, {p})",
                 (row.owner, row.wrapped_key),
+            )
+        elif isinstance(row, HsmKeyRow):
+            cursor.execute(
+                f"INSERT INTO {q}custody_hsm_keys (key_id, owner) VALUES ({p}, {p})",
+                (row.key_id, row.owner),
             )
         else:
             cursor.execute(
@@ -100,10 +116,18 @@ class SqlCustodyStore:
         row = rows[0]
         return SealedBlob(row[0], row[1], row[2], bytes(row[3]), bytes(row[4]))
 
+    def hsm_key_ids(self, owner: str) -> list[str]:
+        """The ids of `owner`'s key pairs on a PKCS#11 token."""
+        rows = self._db.execute(
+            "SELECT key_id FROM custody_hsm_keys WHERE owner = ? ORDER BY key_id", (owner,)
+        )
+        return [str(row[0]) for row in rows]
+
     def destroy_owner(self, owner: str) -> None:
         with self._db.transaction() as cur:
             cur.execute("DELETE FROM custody_blobs WHERE owner = ?", (owner,))
             cur.execute("DELETE FROM custody_data_keys WHERE owner = ?", (owner,))
+            cur.execute("DELETE FROM custody_hsm_keys WHERE owner = ?", (owner,))
         if self._db.url.is_sqlite:
             # Checkpoint so the deleted pages leave the WAL too.
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

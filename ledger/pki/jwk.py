@@ -19,16 +19,24 @@ def b64url_uint(value: int, length: int | None = None) -> str:
 
 
 def public_jwk(
-    public_key: PublicKeyTypes | PrivateKeyTypes, kid: str, key_ops: list[str]
+    public_key: PublicKeyTypes | PrivateKeyTypes,
+    kid: str,
+    key_ops: list[str],
+    *,
+    hsm: bool = False,
 ) -> dict[str, Any]:
-    """The public half of an RSA or EC key as a Key Vault JSON Web Key."""
+    """The public half of an RSA or EC key as a Key Vault JSON Web Key.
+
+    `hsm` marks a key held by an HSM: its kty is "RSA-HSM" or "EC-HSM", as Key Vault reports.
+    """
+    suffix = "-HSM" if hsm else ""
     if isinstance(public_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         public_key = public_key.public_key()
     if isinstance(public_key, rsa.RSAPublicKey):
         numbers = public_key.public_numbers()
         return {
             "kid": kid,
-            "kty": "RSA",
+            "kty": "RSA" + suffix,
             "key_ops": list(key_ops),
             "n": b64url_uint(numbers.n),
             "e": b64url_uint(numbers.e),
@@ -39,7 +47,7 @@ def public_jwk(
         point = public_key.public_numbers()
         return {
             "kid": kid,
-            "kty": "EC",
+            "kty": "EC" + suffix,
             "key_ops": list(key_ops),
             "crv": crv,
             "x": b64url_uint(point.x, size),

@@ -94,7 +94,7 @@ def test_ec_default_curve(kty: str, curve: str) -> None:
     assert policy.key_props.crv == curve
     assert policy.key_props.key_size is None
     assert policy.to_kv_json()["key_props"] == {
-        "exportable": True,
+        "exportable": not kty.endswith("-HSM"),
         "kty": kty,
         "reuse_key": False,
         "crv": curve,
@@ -110,6 +110,25 @@ def test_rsa_hsm_default_size_and_explicit_values() -> None:
     assert policy.key_props.crv == "P-384"
     assert not policy.key_props.exportable
     assert policy.key_props.reuse_key
+
+
+@pytest.mark.parametrize("kty", ["RSA-HSM", "EC-HSM"])
+def test_hsm_keys_are_not_exportable(kty: str) -> None:
+    policy = CertificatePolicy.from_kv_json(minimal(key_props={"kty": kty}))
+    assert policy.key_props.exportable is False
+    with pytest.raises(PolicyError) as info:
+        CertificatePolicy.from_kv_json(minimal(key_props={"kty": kty, "exportable": True}))
+    assert str(info.value) == (
+        f"key_props.exportable: cannot be true for an {kty} key: its private key never leaves "
+        "the HSM, so the secret holds the certificate chain only"
+    )
+    # Switching a stored software policy to an HSM key must say exportable false too.
+    software = CertificatePolicy.from_kv_json(minimal(key_props={"kty": kty[:-4]}))
+    assert software.key_props.exportable is True
+    with pytest.raises(PolicyError, match=r"key_props\.exportable: cannot be true"):
+        software.merged({"key_props": {"kty": kty}})
+    switched = software.merged({"key_props": {"kty": kty, "exportable": False}})
+    assert switched.key_props.kty == kty and not switched.key_props.exportable
 
 
 def test_nulls_mean_absent() -> None:

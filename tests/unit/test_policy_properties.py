@@ -160,7 +160,7 @@ RSA_KEY_PROPS = st.fixed_dictionaries(
         "exportable": st.booleans(),
         "reuse_key": st.booleans(),
     },
-)
+).filter(lambda props: not (props.get("kty", "").endswith("-HSM") and props.get("exportable")))
 EC_KEY_PROPS = st.fixed_dictionaries(
     {"kty": st.sampled_from(["EC", "EC-HSM"])},
     optional={
@@ -168,7 +168,7 @@ EC_KEY_PROPS = st.fixed_dictionaries(
         "exportable": st.booleans(),
         "reuse_key": st.booleans(),
     },
-)
+).filter(lambda props: not (props["kty"].endswith("-HSM") and props.get("exportable")))
 SANS = st.fixed_dictionaries(
     {},
     optional={
