@@ -16,6 +16,7 @@ from ledger.providers.base import (
     discover_providers,
 )
 from ledger.providers.localca import LocalCaProvider
+from ledger.providers.orderbook import SqliteOrderBook
 from ledger.settings import Settings
 
 BUILT_IN_PROVIDERS: dict[str, ProviderFactory] = {"localca": LocalCaProvider}
@@ -32,5 +33,8 @@ def open_ledger(settings: Settings, clock: Callable[[], datetime] | None = None)
     master = load_master_key(settings.master_key_file, settings.master_key_b64)
     custody = EnvelopeCustody(SqliteCustodyStore(settings.sqlite_path), master)
     factories = {**BUILT_IN_PROVIDERS, **discover_providers()}
-    registry = ProviderRegistry(ProviderServices(custody=custody, now=now), factories)
+    services = ProviderServices(
+        custody=custody, now=now, orders=SqliteOrderBook(settings.sqlite_path)
+    )
+    registry = ProviderRegistry(services, factories)
     return Ledger(settings, custody, registry, clock=now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PRINCIPAL = "admin"
@@ -19,6 +19,58 @@ def default_home(environ: Mapping[str, str]) -> Path:
     return Path(data).expanduser() / "certledger"
 
 
+PAUSE_STEPS = ("key_pair", "csr", "order", "certificate", "promoted", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How the worker retries a CA's errors, and how long a worker's lease lasts.
+
+    `pause_at` names a step after whose save the process stops and waits (for crash tests).
+    """
+
+    max_attempts: int = 5
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+    lease_seconds: float = 60.0
+    pause_at: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("the worker's max attempts must be at least 1")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError("the worker's backoff must not be negative")
+        if self.lease_seconds <= 0:
+            raise ValueError("the worker's lease must be positive")
+        if self.pause_at is not None and self.pause_at not in PAUSE_STEPS:
+            raise ValueError(
+                f"unknown pause step {self.pause_at!r}; expected one of {', '.join(PAUSE_STEPS)}"
+            )
+
+    def delay(self, attempt: int) -> float:
+        """Seconds before retry number `attempt` (1, 2, ...): doubling, capped."""
+        return float(min(self.max_backoff, self.backoff * 2 ** max(0, attempt - 1)))
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> WorkerSettings:
+        def number(name: str, default: float) -> float:
+            raw = env.get(name)
+            if not raw:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a number") from None
+
+        return cls(
+            max_attempts=int(number("CERTLEDGER_WORKER_MAX_ATTEMPTS", 5)),
+            backoff=number("CERTLEDGER_WORKER_BACKOFF", 1.0),
+            max_backoff=number("CERTLEDGER_WORKER_MAX_BACKOFF", 60.0),
+            lease_seconds=number("CERTLEDGER_WORKER_LEASE", 60.0),
+            pause_at=env.get("CERTLEDGER_WORKER_PAUSE_AT") or None,
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -27,6 +79,7 @@ class Settings:
     administrator: str
     vault_url: str
     master_key_b64: str | None
+    worker: WorkerSettings = field(default_factory=lambda: WorkerSettings())
 
     @property
     def master_key_file(self) -> Path:
@@ -61,4 +114,5 @@ class Settings:
             administrator=env.get("CERTLEDGER_ADMIN") or DEFAULT_PRINCIPAL,
             vault_url=(env.get("CERTLEDGER_VAULT_URL") or DEFAULT_VAULT_URL).rstrip("/"),
             master_key_b64=env.get("CERTLEDGER_MASTER_KEY") or None,
+            worker=WorkerSettings.from_environ(env),
         )

@@ -1,0 +1,110 @@
+"""The order book: which CA order belongs to which operation, kept beside the event log.
+
+A provider records an order the moment the CA answers, keyed by issuer and the operation's
+request id, so a worker restarted before its `IssuerOrderPlaced` was saved finds the order
+instead of placing a second one. Rows hold public facts only (order URLs, CSRs, certificates).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+ORDER_BOOK_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS provider_orders ("
+    " issuer TEXT NOT NULL, request_id TEXT NOT NULL, provider TEXT NOT NULL,"
+    " order_ref TEXT NOT NULL, data TEXT NOT NULL,"
+    " PRIMARY KEY (issuer, request_id))",
+)
+
+
+class OrderBook(Protocol):
+    def find(self, issuer: str, request_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The order reference and data recorded for the request, if any."""
+        ...
+
+    def record(
+        self, issuer: str, request_id: str, provider: str, order_ref: str, data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Record the order unless one is already there; returns the one that is kept."""
+        ...
+
+    def data_for(self, issuer: str, order_ref: str) -> dict[str, Any] | None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryOrderBook:
+    """An order book for one process (tests, embedded use without a store)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def find(self, issuer: str, request_id: str) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            return self._rows.get((issuer.lower(), request_id))
+
+    def record(
+        self, issuer: str, request_id: str, provider: str, order_ref: str, data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        with self._lock:
+            return self._rows.setdefault((issuer.lower(), request_id), (order_ref, dict(data)))
+
+    def data_for(self, issuer: str, order_ref: str) -> dict[str, Any] | None:
+        with self._lock:
+            for (name, _), (ref, data) in self._rows.items():
+                if name == issuer.lower() and ref == order_ref:
+                    return data
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class SqliteOrderBook:
+    """The order book in the ledger's SQLite file (its own table, its own connection)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        for statement in ORDER_BOOK_SCHEMA:
+            self._db.execute(statement)
+
+    def find(self, issuer: str, request_id: str) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT order_ref, data FROM provider_orders WHERE issuer = ? AND request_id = ?",
+                (issuer.lower(), request_id),
+            ).fetchone()
+        return None if row is None else (str(row[0]), json.loads(row[1]))
+
+    def record(
+        self, issuer: str, request_id: str, provider: str, order_ref: str, data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO provider_orders"
+                " (issuer, request_id, provider, order_ref, data) VALUES (?, ?, ?, ?, ?)",
+                (issuer.lower(), request_id, provider, order_ref, json.dumps(data)),
+            )
+        found = self.find(issuer, request_id)
+        assert found is not None
+        return found
+
+    def data_for(self, issuer: str, order_ref: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT data FROM provider_orders WHERE issuer = ? AND order_ref = ?",
+                (issuer.lower(), order_ref),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
