@@ -71,6 +71,17 @@ class WorkerSettings:
         )
 
 
+def parse_provider_list(text: str) -> dict[str, str]:
+    """`Name=module:attr;Other=module:attr` -> {name: "module:attr"}."""
+    found: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip() or ":" not in target:
+            raise ValueError(f"CERTLEDGER_PROVIDERS: {item!r} is not Name=module:attribute")
+        found[name.strip()] = target.strip()
+    return found
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -80,6 +91,8 @@ class Settings:
     vault_url: str
     master_key_b64: str | None
     worker: WorkerSettings = field(default_factory=lambda: WorkerSettings())
+    # Providers named in CERTLEDGER_PROVIDERS ("Name=module:attr;..."), beside entry points.
+    extra_providers: dict[str, str] = field(default_factory=dict)
 
     @property
     def master_key_file(self) -> Path:
@@ -115,4 +128,5 @@ class Settings:
             vault_url=(env.get("CERTLEDGER_VAULT_URL") or DEFAULT_VAULT_URL).rstrip("/"),
             master_key_b64=env.get("CERTLEDGER_MASTER_KEY") or None,
             worker=WorkerSettings.from_environ(env),
+            extra_providers=parse_provider_list(env.get("CERTLEDGER_PROVIDERS", "")),
         )

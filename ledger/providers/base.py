@@ -7,6 +7,7 @@ group. It is built with the ledger's `ProviderServices` and must implement
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -119,6 +120,19 @@ def discover_providers() -> dict[str, ProviderFactory]:
     found: dict[str, ProviderFactory] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found[ep.name.lower()] = ep.load()
+    return found
+
+
+def load_providers(targets: dict[str, str]) -> dict[str, ProviderFactory]:
+    """Providers given as {name: "module:attribute"} (e.g. from CERTLEDGER_PROVIDERS)."""
+    found: dict[str, ProviderFactory] = {}
+    for name, target in targets.items():
+        module_name, _, attribute = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            found[name.lower()] = getattr(module, attribute)
+        except (ImportError, AttributeError) as exc:
+            raise BadParameter(f"provider {name!r}: cannot load {target}: {exc}") from exc
     return found
 
 
