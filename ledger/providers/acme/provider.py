@@ -79,7 +79,10 @@ class AcmeProvider:
         if not key_id or not same_server:
             handle = self._services.custody.generate(_owner(issuer), "EC", None, "P-256")
             key_id, writes = handle.key_id, handle.writes
-        session = self._open_session(settings, key_id, None)
+        try:
+            session = self._open_session(settings, key_id, None)
+        except ProviderError as exc:
+            raise BadParameter(f"ACME issuer: {exc.message}") from exc
         account_url = self._register(session, settings, issuer)
         state = settings.as_state()
         state.update(account_key_id=key_id, account_url=account_url)
