@@ -138,6 +138,10 @@ class HttpChallengeListeners:
             listener.close()
 
 
+# Ports belong to the process: every ACME provider (and ledger) of a process shares these.
+LISTENERS = HttpChallengeListeners()
+
+
 def run_dns_hook(command: str, action: str, domain: str, record: str, value: str) -> None:
     """Run the issuer's dns-01 hook: `sh -c COMMAND` with the record in its environment.
 

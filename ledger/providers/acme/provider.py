@@ -20,11 +20,7 @@ from typing import Any
 from acme import errors, messages
 
 from ledger.domain.errors import BadParameter
-from ledger.providers.acme.challenges import (
-    ChallengeError,
-    HttpChallengeListeners,
-    run_dns_hook,
-)
+from ledger.providers.acme.challenges import LISTENERS, ChallengeError, run_dns_hook
 from ledger.providers.acme.config import AcmeSettings, resolve_settings, settings_from_state
 from ledger.providers.acme.session import AcmeSession, acme_errors, problem_error
 from ledger.providers.base import (
@@ -61,7 +57,7 @@ class AcmeProvider:
 
     def __init__(self, services: ProviderServices) -> None:
         self._services = services
-        self._listeners = HttpChallengeListeners()
+        self._listeners = LISTENERS
         self._lock = threading.Lock()
         self._sessions: dict[tuple[str, ...], AcmeSession] = {}
         self._ca_files: dict[str, str] = {}
@@ -339,7 +335,10 @@ class AcmeProvider:
         return ProviderError("AcmeOrderInvalid", "the CA marked the order invalid", retryable=False)
 
     def close(self) -> None:
-        self._listeners.close()
+        for published in list(self._published.values()):
+            if published.listener is not None:
+                self._listeners.get(*published.listener).withdraw(published.token)
+        self._published.clear()
         with self._lock:
             self._sessions.clear()
             for path in self._ca_files.values():
