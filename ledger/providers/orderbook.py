@@ -34,6 +34,16 @@ class OrderBook(Protocol):
 
     def data_for(self, issuer: str, order_ref: str) -> dict[str, Any] | None: ...
 
+    def replace(
+        self, issuer: str, request_id: str, order_ref: str, data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Overwrite the row (an intent becoming the order the CA created)."""
+        ...
+
+    def refs(self, issuer: str) -> set[str]:
+        """Every order reference recorded for the issuer."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -60,6 +70,17 @@ class MemoryOrderBook:
                 if name == issuer.lower() and ref == order_ref:
                     return data
         return None
+
+    def replace(
+        self, issuer: str, request_id: str, order_ref: str, data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        with self._lock:
+            self._rows[(issuer.lower(), request_id)] = (order_ref, dict(data))
+            return order_ref, dict(data)
+
+    def refs(self, issuer: str) -> set[str]:
+        with self._lock:
+            return {ref for (name, _), (ref, _) in self._rows.items() if name == issuer.lower()}
 
     def close(self) -> None:
         return None
@@ -104,6 +125,24 @@ class SqliteOrderBook:
                 (issuer.lower(), order_ref),
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    def replace(
+        self, issuer: str, request_id: str, order_ref: str, data: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        with self._lock:
+            self._db.execute(
+                "UPDATE provider_orders SET order_ref = ?, data = ?"
+                " WHERE issuer = ? AND request_id = ?",
+                (order_ref, json.dumps(data), issuer.lower(), request_id),
+            )
+        return order_ref, dict(data)
+
+    def refs(self, issuer: str) -> set[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT order_ref FROM provider_orders WHERE issuer = ?", (issuer.lower(),)
+            ).fetchall()
+        return {str(r[0]) for r in rows}
 
     def close(self) -> None:
         with self._lock:

@@ -353,3 +353,42 @@ def test_emails_in_the_policy_fail_at_once(acme_ledger: Ledger, pebble: Pebble) 
     op = Worker(acme_ledger, FAST).drive("mail").require_operation()
     assert (op.status, op.error_code) == ("failed", "BadParameter")
     assert op.error_message is not None and "DNS names only" in op.error_message
+
+
+class Crash(BaseException):
+    """Stands for the process dying."""
+
+
+def test_a_crash_between_the_cas_answer_and_the_order_book_adopts_the_order(
+    tmp_path: Path, clock: Clock, pebble: Pebble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings.resolve(home=tmp_path / "home", environ={})
+    ctx = Ctx("admin")
+    first = open_ledger(settings, clock=clock)
+    first.set_issuer(ctx, "pebble", provider="acme", provider_params=acme_params(pebble))
+    policy = build_policy(issuer="pebble", subject="CN=localhost", dns_names=("localhost",))
+    first.create_certificate(ctx, "web", policy)
+    book = first.providers.services.orders
+    recorded = book.replace
+
+    def die_before_recording(issuer: str, key: str, ref: str, data: dict[str, Any]) -> Any:
+        if "/my-order/" in ref:
+            raise Crash("killed after the CA created the order")
+        return recorded(issuer, key, ref, data)
+
+    monkeypatch.setattr(book, "replace", die_before_recording)
+    with pytest.raises(Crash):
+        Worker(first, FAST).drive("web")
+    first.close()
+    monkeypatch.undo()
+
+    second = open_ledger(settings, clock=clock)
+    try:
+        orders_before = account_orders(second, "pebble", pebble)
+        assert len(orders_before) == 1  # the CA did create it
+        done = Worker(second, WorkerSettings(lease_seconds=0.01)).drive("web", timeout=60)
+        assert done.require_operation().status == "completed"
+        assert account_orders(second, "pebble", pebble) == orders_before
+        assert done.version_of(None).order_ref == orders_before[0]
+    finally:
+        second.close()

@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,12 @@ from acme import errors, messages
 from ledger.domain.errors import BadParameter
 from ledger.providers.acme.challenges import LISTENERS, ChallengeError, run_dns_hook
 from ledger.providers.acme.config import AcmeSettings, resolve_settings, settings_from_state
-from ledger.providers.acme.session import AcmeSession, acme_errors, problem_error
+from ledger.providers.acme.session import (
+    AcmeSession,
+    acme_errors,
+    csr_dns_names,
+    problem_error,
+)
 from ledger.providers.base import (
     IssuerConfig,
     OrderRequest,
@@ -33,6 +39,8 @@ from ledger.providers.base import (
 )
 
 PROVIDER = "acme"
+# An order-book row whose reference starts so: the CA was (maybe) asked, no answer recorded.
+INTENT = "intent:"
 FIRST_DELAY = 0.005
 MAX_DELAY = 0.25
 PENDING_RETRY_AFTER = 1.0
@@ -183,22 +191,39 @@ class AcmeProvider:
             )
         book = self._services.orders
         issuer = request.issuer
-        found = book.find(issuer.name, request.order_key)
+        key = request.order_key
         settings, session = self._session(issuer)
+        data = {"csr_pem": request.csr_pem}
+        found = book.find(issuer.name, key)
+        if found is not None and found[0].startswith(INTENT):
+            # A worker died between asking the CA for an order and recording it.
+            adopted = self._adopt(session, issuer, request)
+            found = book.replace(issuer.name, key, adopted, data) if adopted else None
         if found is None:
+            # The intent is saved before the CA is asked, so a crash in between is noticed.
+            book.record(issuer.name, key, PROVIDER, f"{INTENT}{uuid.uuid4().hex}", data)
             with acme_errors("placing the order"):
-                created = session.call(session.client.new_order, request.csr_pem.encode())
-            if not created.uri:
-                raise ProviderError("AcmeError", "the CA answered the order without its URL")
-            found = book.record(
-                issuer.name,
-                request.order_key,
-                PROVIDER,
-                str(created.uri),
-                {"csr_pem": request.csr_pem},
-            )
-        order_ref, data = found
-        return self._drive(settings, session, order_ref, str(data["csr_pem"]))
+                url, _ = session.new_order(request.csr_pem)
+            found = book.replace(issuer.name, key, url, data)
+        order_ref, kept = found
+        return self._drive(settings, session, order_ref, str(kept["csr_pem"]))
+
+    def _adopt(self, session: AcmeSession, issuer: IssuerConfig, request: OrderRequest) -> str:
+        """The account's unrecorded live order for the same names, if the CA lists orders."""
+        wanted = sorted(csr_dns_names(request.csr_pem))
+        with acme_errors("looking for an unrecorded order"):
+            urls = session.account_orders()
+            if not urls:
+                return ""  # the CA keeps no list (RFC 8555 lets it): order afresh
+            known = self._services.orders.refs(issuer.name)
+            for url in reversed(urls):
+                if url in known:
+                    continue
+                order = session.order(url)
+                names = sorted(str(i.value).lower() for i in order.identifiers)
+                if names == wanted and order.status != messages.STATUS_INVALID:
+                    return url
+        return ""
 
     def poll(self, issuer: IssuerConfig, order_ref: str) -> OrderStatus:
         data = self._services.orders.data_for(issuer.name, order_ref)
@@ -213,6 +238,8 @@ class AcmeProvider:
 
     def cancel(self, issuer: IssuerConfig, order_ref: str) -> None:
         """Deactivate the order's authorizations (RFC 8555 section 7.5.2)."""
+        if order_ref.startswith(INTENT):
+            return  # the CA never confirmed an order
         _, session = self._session(issuer)
         with acme_errors(f"cancelling order {order_ref}"):
             order = session.order(order_ref)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 
 import requests
 from acme import client, errors, messages
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from josepy import jwa
@@ -32,6 +33,19 @@ def account_jwk(key: CertificateIssuerPrivateKeyTypes) -> tuple[JWK, jwa.JWASign
     if isinstance(key, rsa.RSAPrivateKey):
         return JWKRSA(key=key), jwa.RS256
     raise ProviderError("BadParameter", "an ACME account key must be RSA or EC", retryable=False)
+
+
+def csr_dns_names(csr_pem: str) -> list[str]:
+    """The CSR's DNS names (its SANs, else its common name), in order, without repeats."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = san.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if not names:
+        names = [str(a.value) for a in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+    return list(dict.fromkeys(n.lower() for n in names))
 
 
 def _pascal(code: str) -> str:
@@ -108,6 +122,27 @@ class AcmeSession:
         new_nonce = self.directory["newNonce"]
         return self.call(self.net.post, url, None, new_nonce_url=new_nonce)
 
+    def new_order(self, csr_pem: str) -> tuple[str, messages.Order]:
+        """Create an order for the CSR's names: one request, retried alone on a bad nonce.
+
+        (The library's `new_order` also fetches the authorizations; retrying it whole after a
+        rejected nonce on one of those would create a second order.)
+        """
+        identifiers = [
+            messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=name)
+            for name in csr_dns_names(csr_pem)
+        ]
+        response = self.call(
+            self.net.post,
+            self.directory["newOrder"],
+            messages.NewOrder(identifiers=identifiers),
+            new_nonce_url=self.directory["newNonce"],
+        )
+        location = response.headers.get("Location")
+        if not location:
+            raise ProviderError("AcmeError", "the CA answered the order without its URL")
+        return str(location), cast(messages.Order, messages.Order.from_json(response.json()))
+
     def order(self, url: str) -> messages.Order:
         return cast(messages.Order, messages.Order.from_json(self.post_as_get(url).json()))
 
@@ -116,8 +151,6 @@ class AcmeSession:
         return messages.AuthorizationResource(body=body, uri=url)
 
     def finalize(self, order: messages.Order, csr_pem: str) -> messages.Order:
-        from cryptography import x509
-
         csr = x509.load_pem_x509_csr(csr_pem.encode())
         try:
             response = self.call(
@@ -135,10 +168,16 @@ class AcmeSession:
     def download(self, url: str) -> str:
         return str(self.post_as_get(url).text)
 
-    def account_orders(self) -> list[str]:
-        """URLs of the account's orders (RFC 8555 section 7.1.2.1), first page."""
+    def account_orders(self) -> list[str] | None:
+        """URLs of the account's orders (RFC 8555 section 7.1.2.1); None if not offered."""
         assert self.net.account is not None
         account = self.post_as_get(self.net.account.uri).json()
-        if not account.get("orders"):
-            return []
-        return [str(u) for u in self.post_as_get(account["orders"]).json().get("orders", [])]
+        url = account.get("orders")
+        found: list[str] = []
+        pages = 0
+        while url and pages < 100:
+            response = self.post_as_get(str(url))
+            found.extend(str(u) for u in response.json().get("orders", []))
+            url = response.links.get("next", {}).get("url")
+            pages += 1
+        return found if account.get("orders") else None
