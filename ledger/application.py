@@ -7,7 +7,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from cryptography import x509
@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from ledger.database import schema_lock
 from ledger.domain.access import ACCESS_ID, AccessControl
 from ledger.domain.certificate import Certificate, Version, X509Facts
 from ledger.domain.contacts import CONTACTS_ID, Contacts, check_contacts
@@ -27,6 +28,7 @@ from ledger.domain.issuer import RESERVED_ISSUERS, Issuer
 from ledger.domain.policy import CertificatePolicy, PolicyError
 from ledger.keys.custody import KeyCustody
 from ledger.keys.store import CustodyRow
+from ledger.pause import Pause, sleeping_pause
 from ledger.pki import (
     BundleImportError,
     CertificateExpiredError,
@@ -40,7 +42,7 @@ from ledger.pki import (
     sha256_fingerprint,
     x5t,
 )
-from ledger.profile import policy_from_certificate, profile_from_policy
+from ledger.profile import ca_changes, policy_from_certificate, profile_from_policy
 from ledger.providers.base import IssuerConfig, ProviderRegistry
 from ledger.settings import Settings
 
@@ -106,22 +108,33 @@ class Ledger(Application[UUID]):
         custody: KeyCustody,
         providers: ProviderRegistry,
         clock: Callable[[], datetime] | None = None,
+        pause: Pause | None = None,
     ) -> None:
         settings.home.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            env={**settings.database.eventsourcing_env(), "AGGREGATE_CACHE_MAXSIZE": "1000"}
+            env={
+                **settings.database.eventsourcing_env(),
+                "AGGREGATE_CACHE_MAXSIZE": "1000",
+                "CREATE_TABLE": "no",  # created below, one process at a time
+            }
         )
+        with schema_lock(settings.database):
+            cast(Any, self.recorder).create_table()
         self.settings = settings
         self.custody = custody
         self.providers = providers
         self.now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self._policies: dict[str, CertificatePolicy] = {}
+        # Called with a step's name right after the step is saved (crash tests).
+        self.pause: Pause = pause or sleeping_pause(settings.worker.pause_at)
+        self._stepwise_create = pause is not None or settings.worker.pause_at in ("key_pair", "csr")
         self._bootstrap_access()
 
     # -- plumbing ---------------------------------------------------------
 
     def close(self) -> None:
         super().close()
+        self.providers.close()
         self.custody.close()
 
     def commit(self, *aggregates: Aggregate, custody: tuple[CustodyRow, ...] = ()) -> None:
@@ -216,7 +229,25 @@ class Ledger(Application[UUID]):
             ctx, version, issuer_name, policy.secret_props.contentType, tags=tags or {}
         )
 
-        key_props = policy.key_props
+        if self._stepwise_create:
+            # Saved step by step, so a crash can be tested between them.
+            writes = self.make_key_pair(ctx, cert, policy)
+            self.commit(cert, custody=writes)
+            self.pause("key_pair")
+            self.issue_csr(ctx, cert, policy)
+            self.commit(cert)
+            self.pause("csr")
+            return cert
+        writes = self.make_key_pair(ctx, cert, policy)
+        self.issue_csr(ctx, cert, policy)
+        self.commit(cert, custody=writes)
+        return cert
+
+    def make_key_pair(
+        self, ctx: Ctx, cert: Certificate, policy: CertificatePolicy | None = None
+    ) -> tuple[CustodyRow, ...]:
+        """`KeyPairCreated` for the pending version; the custody rows to save with it."""
+        key_props = (policy or self.policy_of(cert)).key_props
         previous = cert.versions.get(cert.current) if cert.current else None
         reuse = (
             key_props.reuse_key
@@ -234,8 +265,7 @@ class Ledger(Application[UUID]):
                 key_owner(cert), key_props.kty, key_props.key_size, key_props.crv
             )
             key_id, writes = handle.key_id, handle.writes
-        signer = self.custody.signer(key_id)
-        public = signer.public_key()
+        public = self.custody.signer(key_id).public_key()
         cert.create_key_pair(
             ctx,
             key_id=key_id,
@@ -248,12 +278,18 @@ class Ledger(Application[UUID]):
             exportable=key_props.exportable,
             reused=bool(reuse),
         )
-        csr_der = build_csr(signer, profile_from_policy(policy)).public_bytes(
-            serialization.Encoding.DER
-        )
+        return writes
+
+    def issue_csr(
+        self, ctx: Ctx, cert: Certificate, policy: CertificatePolicy | None = None
+    ) -> None:
+        """`CsrIssued` for the pending version, signed with its key in custody."""
+        version = cert.pending_version()
+        assert version.key_id is not None
+        signer = self.custody.signer(version.key_id)
+        profile = profile_from_policy(policy or self.policy_of(cert))
+        csr_der = build_csr(signer, profile).public_bytes(serialization.Encoding.DER)
         cert.issue_csr(ctx, b64(csr_der), sha256_fingerprint(csr_der))
-        self.commit(cert, custody=writes)
-        return cert
 
     def _resolve_issuer(self, policy: CertificatePolicy) -> str:
         name = policy.issuer_name
@@ -286,7 +322,8 @@ class Ledger(Application[UUID]):
             if isinstance(exc, KeyMismatchError):
                 reason = "its public key is not the pending key pair's"
             raise BadParameter(f"cannot merge into {name!r}: {reason}") from exc
-        cert.merge_x509(ctx, x509_facts(leaf, chain), source="merge")
+        changes = ca_changes(profile_from_policy(self.policy_of(cert)), leaf)
+        cert.merge_x509(ctx, x509_facts(leaf, chain), source="merge", ca_changes=changes)
         cert.promote(ctx)
         self.commit(cert)
         return cert
@@ -444,6 +481,8 @@ class Ledger(Application[UUID]):
         leaf = load_version_cert(v)
         chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in v.chain_der]
         key = self.custody.export_private_key(v.key_id) if v.exportable and v.key_id else None
+        if key is not None and not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise BadParameter(f"certificate {name!r} has a key that a secret cannot hold")
         if v.content_type == PEM:
             return to_pem(key, leaf, chain), v
         return b64(to_pkcs12(key, leaf, chain, friendly_name=name)), v
@@ -496,7 +535,13 @@ class Ledger(Application[UUID]):
         org_id: str | None = None,
         admin_contacts: list[dict[str, str]] | None = None,
         enabled: bool = True,
+        provider_params: dict[str, Any] | None = None,
     ) -> Issuer:
+        """Create or replace an issuer object.
+
+        `provider_params` are provider-specific settings (e.g. an ACME directory URL) that the
+        provider's `setup` checks and keeps in the issuer's provider state.
+        """
         self.authorize(ctx, "setissuers", f"certificates/issuers/{name}")
         if name.lower() in RESERVED_ISSUERS:
             raise BadParameter(f"issuer name {name!r} is reserved")
@@ -516,6 +561,7 @@ class Ledger(Application[UUID]):
             org_id=org_id,
             admin_contacts=admin_contacts or [],
             state=state,
+            params=dict(provider_params or {}),
         )
         setup = self.providers.get(provider_key).setup(config)
         issuer.configure(

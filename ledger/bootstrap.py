@@ -12,26 +12,46 @@ from ledger.keys.master import load_master_key
 from ledger.keys.pkcs11 import Pkcs11Config, Pkcs11Custody
 from ledger.keys.routing import RoutingCustody
 from ledger.keys.store import SqlCustodyStore
+from ledger.pause import Pause
 from ledger.providers.base import (
+    IssuerProvider,
     ProviderFactory,
     ProviderRegistry,
     ProviderServices,
     discover_providers,
+    load_providers,
 )
 from ledger.providers.localca import LocalCaProvider
+from ledger.providers.orderbook import SqlOrderBook
 from ledger.settings import Settings
 from projections.projector import Projector
 from projections.queries import Queries
 
-BUILT_IN_PROVIDERS: dict[str, ProviderFactory] = {"localca": LocalCaProvider}
+
+def _acme(services: ProviderServices) -> IssuerProvider:
+    # Imported on first use: the ACME libraries are not needed for anything else.
+    from ledger.providers.acme.provider import AcmeProvider
+
+    return AcmeProvider(services)
+
+
+BUILT_IN_PROVIDERS: dict[str, ProviderFactory] = {"localca": LocalCaProvider, "acme": _acme}
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def open_ledger(settings: Settings, clock: Callable[[], datetime] | None = None) -> Ledger:
-    """Open (creating on first use) the ledger that `settings` describe."""
+def open_ledger(
+    settings: Settings,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    pause: Pause | None = None,
+) -> Ledger:
+    """Open (creating on first use) the ledger that `settings` describe.
+
+    `pause` is called after each saved step (tests inject crashes through it).
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
     now = clock or utcnow
     master = load_master_key(settings.master_key_file, settings.master_key_b64)
@@ -42,9 +62,16 @@ def open_ledger(settings: Settings, clock: Callable[[], datetime] | None = None)
         config = Pkcs11Config(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin)
         hardware = Pkcs11Custody(config, store)  # connects on first use of an HSM key
     custody = RoutingCustody(EnvelopeCustody(store, master), hardware, store)
-    factories = {**BUILT_IN_PROVIDERS, **discover_providers()}
-    registry = ProviderRegistry(ProviderServices(custody=custody, now=now), factories)
-    return Ledger(settings, custody, registry, clock=now)
+    factories = {
+        **BUILT_IN_PROVIDERS,
+        **discover_providers(),
+        **load_providers(settings.extra_providers),
+    }
+    services = ProviderServices(
+        custody=custody, now=now, orders=SqlOrderBook(settings.database.connect())
+    )
+    registry = ProviderRegistry(services, factories)
+    return Ledger(settings, custody, registry, clock=now, pause=pause)
 
 
 def open_views(ledger: Ledger) -> tuple[Projector, Queries]:

@@ -177,6 +177,21 @@ class Db:
 DDL_LOCK = 0x6365727469  # serialises schema changes between processes on PostgreSQL
 
 
+@contextmanager
+def schema_lock(url: DatabaseUrl) -> Iterator[None]:
+    """Hold the schema lock across work done on other connections (PostgreSQL)."""
+    if url.is_sqlite:
+        yield
+        return
+    db = url.connect()
+    try:
+        db.execute("SELECT pg_advisory_lock(?)", [DDL_LOCK])
+        yield
+    finally:
+        db.execute("SELECT pg_advisory_unlock(?)", [DDL_LOCK])
+        db.close()
+
+
 class Cursor:
     """A cursor inside `Db.transaction()`, translating placeholders."""
 
@@ -197,6 +212,11 @@ class Cursor:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self._cursor.executemany(self._db._sql(sql), [tuple(r) for r in rows])
+
+    def lock_key(self, key: str) -> None:
+        """Within a transaction: serialise on `key` (SQLite's write lock already does)."""
+        if not self._db.url.is_sqlite:
+            self._cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
     def lock_schema(self) -> None:
         """Within a transaction: wait for other processes' schema changes (PostgreSQL)."""

@@ -53,6 +53,69 @@ def _pkcs11_settings(env: Mapping[str, str]) -> tuple[Path | None, str | None, s
     return path, token, pin
 
 
+PAUSE_STEPS = ("key_pair", "csr", "order", "certificate", "promoted", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How the worker retries a CA's errors, and how long a worker's lease lasts.
+
+    `pause_at` names a step after whose save the process stops and waits (for crash tests).
+    """
+
+    max_attempts: int = 5
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+    lease_seconds: float = 60.0
+    pause_at: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("the worker's max attempts must be at least 1")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError("the worker's backoff must not be negative")
+        if self.lease_seconds <= 0:
+            raise ValueError("the worker's lease must be positive")
+        if self.pause_at is not None and self.pause_at not in PAUSE_STEPS:
+            raise ValueError(
+                f"unknown pause step {self.pause_at!r}; expected one of {', '.join(PAUSE_STEPS)}"
+            )
+
+    def delay(self, attempt: int) -> float:
+        """Seconds before retry number `attempt` (1, 2, ...): doubling, capped."""
+        return float(min(self.max_backoff, self.backoff * 2 ** max(0, attempt - 1)))
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> WorkerSettings:
+        def number(name: str, default: float) -> float:
+            raw = env.get(name)
+            if not raw:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a number") from None
+
+        return cls(
+            max_attempts=int(number("CERTLEDGER_WORKER_MAX_ATTEMPTS", 5)),
+            backoff=number("CERTLEDGER_WORKER_BACKOFF", 1.0),
+            max_backoff=number("CERTLEDGER_WORKER_MAX_BACKOFF", 60.0),
+            lease_seconds=number("CERTLEDGER_WORKER_LEASE", 60.0),
+            pause_at=env.get("CERTLEDGER_WORKER_PAUSE_AT") or None,
+        )
+
+
+def parse_provider_list(text: str) -> dict[str, str]:
+    """`Name=module:attr;Other=module:attr` -> {name: "module:attr"}."""
+    found: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip() or ":" not in target:
+            raise ValueError(f"CERTLEDGER_PROVIDERS: {item!r} is not Name=module:attribute")
+        found[name.strip()] = target.strip()
+    return found
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -65,6 +128,9 @@ class Settings:
     pkcs11_module: Path | None = None
     pkcs11_token: str | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
+    worker: WorkerSettings = field(default_factory=lambda: WorkerSettings())
+    # Providers named in CERTLEDGER_PROVIDERS ("Name=module:attr;..."), beside entry points.
+    extra_providers: dict[str, str] = field(default_factory=dict)
 
     @property
     def master_key_file(self) -> Path:
@@ -100,4 +166,6 @@ class Settings:
             pkcs11_module=module,
             pkcs11_token=token,
             pkcs11_pin=pin,
+            worker=WorkerSettings.from_environ(env),
+            extra_providers=parse_provider_list(env.get("CERTLEDGER_PROVIDERS", "")),
         )

@@ -56,6 +56,15 @@ class OperationsView(View):
     def ordered(self, cur: Cursor, e: Any) -> None:
         self._set(cur, e, status_details=f"Order {e.order_ref} placed with {e.provider}.")
 
+    @on("Certificate.RetryScheduled")
+    def retry(self, cur: Cursor, e: Any) -> None:
+        self._set(
+            cur,
+            e,
+            status_details=f"Attempt {e.attempt} at step {e.step} failed ({e.code}: "
+            f"{e.message}); retrying.",
+        )
+
     @on("Certificate.CancellationRequested")
     def cancel_requested(self, cur: Cursor, e: Any) -> None:
         self._set(cur, e, cancellation_requested=1)

@@ -22,6 +22,33 @@ def issuer() -> None:
 @click.option("--org-id", help="Organisation id at the CA.")
 @click.option("--admin", "admins", multiple=True, metavar="EMAIL", help="Admin contact email.")
 @click.option("--disabled", is_flag=True, help="Create it disabled.")
+@click.option("--directory-url", metavar="URL", help="ACME: the CA's directory URL.")
+@click.option("--email", metavar="EMAIL", help="ACME: the account's contact email.")
+@click.option(
+    "--challenge",
+    type=click.Choice(["http-01", "dns-01"]),
+    help="ACME: how domains are validated (default http-01).",
+)
+@click.option("--http-host", metavar="HOST", help="ACME http-01: listen address (default all).")
+@click.option(
+    "--http-port", type=int, metavar="PORT", help="ACME http-01: listen port (default 80)."
+)
+@click.option(
+    "--dns-hook",
+    metavar="CMD",
+    help="ACME dns-01: command that publishes/removes the TXT record (see docs/acme.md).",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="ACME: PEM file of CAs to trust for the ACME server's TLS (default: system).",
+)
+@click.option(
+    "--wait-seconds",
+    type=float,
+    metavar="S",
+    help="ACME: how long one worker step drives an order before leaving it pending.",
+)
 @pass_state
 def create(
     state: State,
@@ -32,13 +59,38 @@ def create(
     org_id: str | None,
     admins: tuple[str, ...],
     disabled: bool,
+    directory_url: str | None,
+    email: str | None,
+    challenge: str | None,
+    http_host: str | None,
+    http_port: int | None,
+    dns_hook: str | None,
+    ca_bundle: str | None,
+    wait_seconds: float | None,
 ) -> None:
     """Create or replace an issuer object.
 
+    For an ACME issuer, --account-id and --password are the CA's external account binding
+    (key id and base64url HMAC key), when the CA asks for one.
+
     \b
-    Example:
+    Examples:
       certledger issuer create corp-ca --provider LocalCA
+      certledger issuer create le --provider acme \\
+        --directory-url https://acme.example/directory --email ops@example.com \\
+        --challenge http-01 --http-port 80
     """
+    given = {
+        "directory_url": directory_url,
+        "email": email,
+        "challenge": challenge,
+        "http_host": http_host,
+        "http_port": http_port,
+        "dns_hook": dns_hook,
+        "ca_bundle": ca_bundle,
+        "wait_seconds": wait_seconds,
+    }
+    params = {k: v for k, v in given.items() if v is not None}
     state.ledger.set_issuer(
         state.ctx(),
         name,
@@ -48,6 +100,7 @@ def create(
         org_id=org_id,
         admin_contacts=[{"email": a} for a in admins],
         enabled=not disabled,
+        provider_params=params,
     )
     emit(state.queries.issuer(name), state.output)
 

@@ -53,6 +53,7 @@ class Version:
     serial: str | None = None
     not_before: datetime | None = None
     not_after: datetime | None = None
+    ca_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
     enabled: bool = True
     tags: dict[str, str] = field(default_factory=dict)
     promoted_at: datetime | None = None
@@ -74,10 +75,16 @@ class Operation:
     error_code: str | None = None
     error_message: str | None = None
     closed_at: datetime | None = None
+    attempts: int = 0
+    retry_at: datetime | None = None
 
     @property
     def in_progress(self) -> bool:
         return self.status == IN_PROGRESS
+
+    def due(self, now: datetime) -> bool:
+        """False while a retry is scheduled for later (a cancellation is always due)."""
+        return self.cancellation_requested or self.retry_at is None or now >= self.retry_at
 
 
 class LedgerEvent(Aggregate.Event):
@@ -250,9 +257,41 @@ class Certificate(Aggregate):
             order_ref=order_ref,
         )
 
-    def merge_x509(self, ctx: Ctx, facts: X509Facts, source: str) -> None:
+    def merge_x509(
+        self,
+        ctx: Ctx,
+        facts: X509Facts,
+        source: str,
+        ca_changes: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """The certificate arrived; `ca_changes` is what it differs in from the request."""
         op = self.require_in_progress()
-        self._emit(self.X509Merged, ctx, version=op.version, source=source, **facts.as_fields())
+        if self.versions[op.version].cert_der is not None:
+            raise Conflict(f"version {op.version!r} of {self.name!r} already has its certificate")
+        self._emit(
+            self.X509Merged,
+            ctx,
+            version=op.version,
+            source=source,
+            ca_changes=dict(ca_changes or {}),
+            **facts.as_fields(),
+        )
+
+    def schedule_retry(
+        self, ctx: Ctx, *, step: str, code: str, message: str, retry_at: datetime
+    ) -> None:
+        """A step failed in a way worth retrying; the worker tries again at `retry_at`."""
+        op = self.require_in_progress()
+        self._emit(
+            self.RetryScheduled,
+            ctx,
+            version=op.version,
+            step=step,
+            attempt=op.attempts + 1,
+            code=code,
+            message=message,
+            retry_at=retry_at,
+        )
 
     def promote(self, ctx: Ctx) -> None:
         op = self.require_in_progress()
@@ -416,9 +455,26 @@ class Certificate(Aggregate):
             op = aggregate.operation
             assert op is not None
             op.status_details = f"Order {self.order_ref} placed with {self.provider}."
+            op.attempts, op.retry_at = 0, None
+
+    class RetryScheduled(LedgerEvent):
+        version: str
+        step: str
+        attempt: int
+        code: str
+        message: str
+        retry_at: datetime
+
+        def apply(self, aggregate: Certificate) -> None:
+            op = aggregate.require_operation()
+            op.attempts, op.retry_at = self.attempt, self.retry_at
+            op.status_details = (
+                f"Attempt {self.attempt} at step {self.step} failed ({self.code}: "
+                f"{self.message}); retrying."
+            )
 
     class X509Merged(LedgerEvent):
-        class_version: ClassVar[int] = 2
+        class_version: ClassVar[int] = 3
         version: str
         source: str
         cert_der: str
@@ -427,6 +483,9 @@ class Certificate(Aggregate):
         serial: str
         not_before: datetime
         not_after: datetime
+        # What the issued certificate differs in from the requested profile, by aspect
+        # (validity, subject, dns_names, emails, upns, key_usage, ekus).
+        ca_changes: dict[str, dict[str, Any]]
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -434,12 +493,21 @@ class Certificate(Aggregate):
             state.setdefault("source", "merge")
             state.setdefault("chain_der", [])
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            # v2 recorded no comparison with the request: an empty one.
+            state.setdefault("ca_changes", {})
+
         def apply(self, aggregate: Certificate) -> None:
             v = aggregate.versions[self.version]
             v.origin = self.source
             v.cert_der, v.chain_der, v.x5t = self.cert_der, list(self.chain_der), self.x5t
             v.serial, v.not_before, v.not_after = self.serial, self.not_before, self.not_after
+            v.ca_changes = dict(self.ca_changes)
             v.updated = self.timestamp
+            op = aggregate.operation
+            if op is not None and op.version == self.version:
+                op.attempts, op.retry_at = 0, None
 
     class VersionPromoted(LedgerEvent):
         version: str

@@ -20,7 +20,11 @@ def _owner(issuer: IssuerConfig) -> str:
 
 
 class LocalCaProvider:
-    """Issues at once, offline: the order reference is the request id."""
+    """Issues at once, offline: the order reference is the request's order key.
+
+    The certificate is kept in the order book, so asking again for the same request (a worker
+    restarted before it saved the order) answers with it instead of signing a second one.
+    """
 
     def __init__(self, services: ProviderServices) -> None:
         self._services = services
@@ -41,6 +45,21 @@ class LocalCaProvider:
         return ProviderSetup(state, handle.writes)
 
     def place_order(self, request: OrderRequest) -> OrderStatus:
+        book = self._services.orders
+        found = book.find(request.issuer.name, request.order_key)
+        if found is None:
+            pem = self._sign(request)
+            found = book.record(
+                request.issuer.name,
+                request.order_key,
+                "localca",
+                request.order_key,
+                {"certificates_pem": pem},
+            )
+        ref, data = found
+        return OrderStatus(order_ref=ref, state="issued", certificates_pem=data["certificates_pem"])
+
+    def _sign(self, request: OrderRequest) -> str:
         state = request.issuer.state
         ca_cert = x509.load_pem_x509_certificate(state["ca_cert_pem"].encode())
         csr = x509.load_pem_x509_csr(request.csr_pem.encode())
@@ -51,10 +70,14 @@ class LocalCaProvider:
             profile=request.profile,
             now=self._services.now(),
         )
-        pem = leaf.public_bytes(serialization.Encoding.PEM).decode() + state["ca_cert_pem"]
-        return OrderStatus(order_ref=request.request_id, state="issued", certificates_pem=pem)
+        return str(leaf.public_bytes(serialization.Encoding.PEM).decode() + state["ca_cert_pem"])
 
     def poll(self, issuer: IssuerConfig, order_ref: str) -> OrderStatus:
+        data = self._services.orders.data_for(issuer.name, order_ref)
+        if data is not None:
+            return OrderStatus(
+                order_ref=order_ref, state="issued", certificates_pem=data["certificates_pem"]
+            )
         return OrderStatus(
             order_ref=order_ref,
             state="failed",

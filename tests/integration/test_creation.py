@@ -30,7 +30,7 @@ from ledger.providers.base import (
     ProviderServices,
 )
 from ledger.providers.localca import LocalCaProvider
-from ledger.settings import Settings
+from ledger.settings import Settings, WorkerSettings
 from ledger.worker import Worker
 from tests.integration.conftest import Clock, Openssl, PolicyFactory
 
@@ -432,7 +432,7 @@ def test_issuer_object_creation_with_local_ca(
     v = done.versions[op.version]
     assert v.origin == "provider"
     assert v.provider == "localca"
-    assert v.order_ref == op.request_id
+    assert v.order_ref == f"{op.request_id}/{op.version}"
     assert [c.public_bytes(DER) for c in chain_of(v)] == [ca.public_bytes(DER)]
     leaf = leaf_of(v)
     assert leaf.issuer == ca.subject
@@ -707,7 +707,7 @@ def test_provider_failure_fails_the_operation(
     )
     failing_ledger = Ledger(settings, ledger.custody, registry, clock=clock)
     try:
-        worker = Worker(failing_ledger)
+        worker = Worker(failing_ledger, WorkerSettings(max_attempts=3, backoff=0.01))
         failing_ledger.create_certificate(ctx, "svc", make_policy())
         current = worker.drive("svc").version_of(None)
 
@@ -729,7 +729,14 @@ def test_provider_failure_fails_the_operation(
         assert after.versions[failing].cert_der is None
         assert after.versions[failing].promoted_at is None
         assert failing_ledger.secret_value(ctx, "svc")[1].version == current.version
-        assert event_names(failing_ledger, after.id)[-1] == "OperationFailed"
+        names = event_names(failing_ledger, after.id)
+        assert names[-1] == "OperationFailed"
+        # An unreachable CA is retried (with backoff) before the operation fails; a CA's
+        # refusal is final at once.
+        retries = 2 if provider == "exploding" else 0
+        assert names.count("RetryScheduled") == retries
+        if retries:
+            assert op.error_message.endswith("(gave up after 3 attempts)")
         assert worker.run_once() == 0
     finally:
         failing_ledger.close()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -176,8 +177,9 @@ def test_every_event_names_its_actor_and_request(
     }
 
 
-def test_v1_x509_merged_events_are_upcast(
-    ledger: Ledger, ctx: Ctx, make_policy: PolicyFactory
+@pytest.mark.parametrize("old_version", [1, 2])
+def test_old_x509_merged_events_are_upcast(
+    ledger: Ledger, ctx: Ctx, make_policy: PolicyFactory, old_version: int
 ) -> None:
     ca_der = merge_with_chain(ledger, ctx, "legacy", make_policy)
     original = ledger.certificate("legacy")
@@ -187,12 +189,18 @@ def test_v1_x509_merged_events_are_upcast(
     merged = [s for s in stored if s.topic.endswith("Certificate.X509Merged")]
     assert len(merged) == 1
     state = json.loads(merged[0].state)
-    assert state["class_version"] == 2
+    assert state["class_version"] == 3
     assert state["source"] == "merge"
-    del state["class_version"], state["source"], state["chain_der"]
+    # This CA issued a bare leaf: the event records what it left out of the request.
+    assert state["ca_changes"]["dns_names"] == {"requested": ["app.example.com"], "issued": []}
+    del state["ca_changes"]
+    if old_version == 1:
+        del state["class_version"], state["source"], state["chain_der"]
+    else:
+        state["class_version"] = 2
     v1_state = json.dumps(state).encode()
 
-    # The same history under a fresh aggregate id, with the merge in its v1 shape.
+    # The same history under a fresh aggregate id, with the merge in its old shape.
     legacy_id = uuid.uuid4()
     copied = [
         StoredEvent(
@@ -208,6 +216,11 @@ def test_v1_x509_merged_events_are_upcast(
     old_event = ledger.mapper.to_domain_event(copied[stored.index(merged[0])])
     assert isinstance(old_event, Certificate.X509Merged)
     assert old_event.source == "merge"
+    assert old_event.ca_changes == {}
+    if old_version == 2:
+        # v2 had a source and a chain: only the comparison with the request is filled.
+        assert len(old_event.chain_der) == 1
+        return
     assert old_event.chain_der == []
 
     rebuilt: Certificate = ledger.repository.get(legacy_id)

@@ -195,4 +195,6 @@ def test_x509_merged_upcasts_from_v1() -> None:
     Certificate.X509Merged.upcast_v1_v2(state)
     assert state["source"] == "merge"
     assert state["chain_der"] == []
-    assert Certificate.X509Merged.class_version == 2
+    Certificate.X509Merged.upcast_v2_v3(state)
+    assert state["ca_changes"] == {}
+    assert Certificate.X509Merged.class_version == 3

@@ -1,0 +1,1 @@
+"""Test support: real servers and providers the tests start themselves."""
