@@ -24,6 +24,7 @@ HIDDEN = {
     "actor",
     "request_id",
     "_cid",
+    "_at",
 }
 SHORTEN = {"cert_der", "csr_der", "public_key_pem", "chain_der", "policy"}
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ledger.database import Cursor
 from ledger.domain.access import PERMISSIONS
-from projections.view import View, insert, iso, on
+from projections.view import View, at, insert, on
 
 T = "v_access"
 DENIED = "v_access_denied"
@@ -51,7 +51,7 @@ class AccessView(View):
             DENIED,
             {
                 "position": e.originator_version,
-                "at": iso(e.timestamp),
+                "at": at(e),
                 "principal": e.actor,
                 "permission": e.permission,
                 "target": e.target,

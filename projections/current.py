@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from ledger.database import Cursor
-from projections.view import View, cid, insert, iso, js, on, update
+from projections.view import View, at, cid, insert, iso, js, on, update
 
 T = "v_current"
 S = "v_current_staged"
@@ -32,7 +32,7 @@ class CurrentView(View):
 
     @on("Certificate.Registered")
     def registered(self, cur: Cursor, e: Any) -> None:
-        at = iso(e.timestamp)
+        at = at(e)
         insert(
             cur,
             T,
@@ -52,7 +52,7 @@ class CurrentView(View):
             cur,
             T,
             {"cert_id": cid(e)},
-            {"policy": js(e.policy), "policy_hash": e.fingerprint, "updated": iso(e.timestamp)},
+            {"policy": js(e.policy), "policy_hash": e.fingerprint, "updated": at(e)},
         )
 
     @on("Certificate.OperationOpened")
@@ -107,13 +107,13 @@ class CurrentView(View):
             [cid(e), e.version],
         )
         values = dict(zip(STAGED, rows[0], strict=True))
-        values.update(version=e.version, state="active", updated=iso(e.timestamp))
+        values.update(version=e.version, state="active", updated=at(e))
         update(cur, T, {"cert_id": cid(e)}, values)
         cur.execute(f"DELETE FROM {S} WHERE cert_id = ? AND version = ?", [cid(e), e.version])
 
     @on("Certificate.AttributesUpdated")
     def attributes(self, cur: Cursor, e: Any) -> None:
-        values: dict[str, Any] = {"updated": iso(e.timestamp)}
+        values: dict[str, Any] = {"updated": at(e)}
         if e.enabled is not None:
             values["enabled"] = int(e.enabled)
         if e.tags is not None:
@@ -135,7 +135,7 @@ class CurrentView(View):
             {"cert_id": cid(e)},
             {
                 "state": "deleted",
-                "deleted_on": iso(e.timestamp),
+                "deleted_on": at(e),
                 "scheduled_purge": iso(e.timestamp + timedelta(days=e.recoverable_days)),
             },
         )
@@ -159,7 +159,7 @@ class CurrentView(View):
             deleted_on=None,
             scheduled_purge=None,
             generation=e.generation + 1,
-            updated=iso(e.timestamp),
+            updated=at(e),
         )
         update(cur, T, {"cert_id": cid(e)}, values)
         cur.execute(f"DELETE FROM {S} WHERE cert_id = ?", [cid(e)])

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from ledger.database import Cursor
-from projections.view import View, cid, insert, iso, on, update
+from projections.view import View, at, cid, insert, iso, on, update
 
 T = "v_deleted"
 
@@ -37,7 +37,7 @@ class DeletedView(View):
             {"cert_id": cid(e)},
             {
                 "is_deleted": 1,
-                "deleted_on": iso(e.timestamp),
+                "deleted_on": at(e),
                 "scheduled_purge": iso(e.timestamp + timedelta(days=e.recoverable_days)),
             },
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.database import Cursor
-from projections.view import View, cid, insert, iso, js, on, update
+from projections.view import View, at, cid, insert, js, on, update
 
 T = "v_issuers"
 C = "v_contacts"
@@ -23,7 +23,7 @@ class IssuersView(View):
 
     @on("Issuer.Registered")
     def registered(self, cur: Cursor, e: Any) -> None:
-        at = iso(e.timestamp)
+        at = at(e)
         insert(
             cur,
             T,
@@ -43,13 +43,13 @@ class IssuersView(View):
                 "admin_contacts": js(list(e.admin_contacts)),
                 "enabled": int(e.enabled),
                 "deleted": 0,
-                "updated": iso(e.timestamp),
+                "updated": at(e),
             },
         )
 
     @on("Issuer.IssuerDeleted")
     def deleted(self, cur: Cursor, e: Any) -> None:
-        update(cur, T, {"issuer_id": cid(e)}, {"deleted": 1, "updated": iso(e.timestamp)})
+        update(cur, T, {"issuer_id": cid(e)}, {"deleted": 1, "updated": at(e)})
 
 
 class ContactsView(View):

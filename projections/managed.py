@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.database import Cursor
-from projections.view import View, cid, insert, iso, js, on, update
+from projections.view import View, at, cid, insert, iso, js, on, update
 
 T = "v_managed"
 KINDS = ("key", "secret")
@@ -34,7 +34,7 @@ class ManagedView(View):
 
     @on("Certificate.OperationOpened")
     def opened(self, cur: Cursor, e: Any) -> None:
-        at = iso(e.timestamp)
+        at = at(e)
         self._rows(
             cur,
             e,
@@ -60,11 +60,11 @@ class ManagedView(View):
 
     @on("Certificate.X509Merged")
     def merged(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, nbf=iso(e.not_before), exp=iso(e.not_after), updated=iso(e.timestamp))
+        self._set(cur, e, nbf=iso(e.not_before), exp=iso(e.not_after), updated=at(e))
 
     @on("Certificate.CertificateImported")
     def imported(self, cur: Cursor, e: Any) -> None:
-        at = iso(e.timestamp)
+        at = at(e)
         self._rows(
             cur,
             e,
@@ -89,7 +89,7 @@ class ManagedView(View):
 
     @on("Certificate.AttributesUpdated")
     def attributes(self, cur: Cursor, e: Any) -> None:
-        values: dict[str, Any] = {"updated": iso(e.timestamp)}
+        values: dict[str, Any] = {"updated": at(e)}
         if e.enabled is not None:
             values["enabled"] = int(e.enabled)
         if e.tags is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.database import Cursor
-from projections.view import View, cid, insert, iso, on, update
+from projections.view import View, at, cid, insert, on, update
 
 T = "v_operations"
 IN_PROGRESS_DETAILS = "Pending certificate created. Certificate request is in progress."
@@ -42,7 +42,7 @@ class OperationsView(View):
                 "error_message": None,
                 "csr_der": None,
                 "request_id": e.request_id,
-                "opened_at": iso(e.timestamp),
+                "opened_at": at(e),
                 "closed_at": None,
             },
             replace_on="cert_id",
@@ -71,11 +71,11 @@ class OperationsView(View):
 
     @on("Certificate.VersionPromoted")
     def promoted(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, status="completed", status_details="", closed_at=iso(e.timestamp))
+        self._set(cur, e, status="completed", status_details="", closed_at=at(e))
 
     @on("Certificate.OperationCancelled")
     def cancelled(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, status="cancelled", status_details=e.reason, closed_at=iso(e.timestamp))
+        self._set(cur, e, status="cancelled", status_details=e.reason, closed_at=at(e))
 
     @on("Certificate.OperationFailed")
     def failed(self, cur: Cursor, e: Any) -> None:
@@ -86,7 +86,7 @@ class OperationsView(View):
             status_details=e.message,
             error_code=e.code,
             error_message=e.message,
-            closed_at=iso(e.timestamp),
+            closed_at=at(e),
         )
 
     @on("Certificate.OperationDeleted")

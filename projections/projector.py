@@ -125,11 +125,11 @@ class Projector:
                 batch = self.recorder.select_notifications(start=start + 1, limit=batch_size)
                 if not batch:
                     return read
-                events = [
-                    (n.id, self.mapper.to_domain_event(n))
-                    for n in batch
-                    if n.topic.partition(":")[2] in self._handled
-                ]
+                events = []
+                for n in batch:
+                    qualname = n.topic.partition(":")[2]
+                    if qualname in self._handled:
+                        events.append((n.id, qualname, self.mapper.to_domain_event(n)))
                 self._apply(views, events, batch[-1].id)
                 read += len(batch)
                 if progress:
@@ -137,7 +137,7 @@ class Projector:
                 if len(batch) < batch_size:
                     return read
 
-    def _apply(self, views: list[View], events: list[tuple[int, Any]], last: int) -> None:
+    def _apply(self, views: list[View], events: list[tuple[int, str, Any]], last: int) -> None:
         with self.db.transaction() as cur:
             lock = "" if self.db.url.is_sqlite else " FOR UPDATE"
             rows = cur.execute(
@@ -150,9 +150,11 @@ class Projector:
                 seen = current[view.name]
                 if seen >= last:
                     continue
-                for position, event in events:
-                    if position > seen:
-                        view.apply(cur, event)
+                handlers = view.handlers
+                for position, qualname, event in events:
+                    handler = handlers.get(qualname)
+                    if handler is not None and position > seen:
+                        handler(view, cur, event)
                 cur.execute(f"UPDATE {TRACKING} SET position = ? WHERE view = ?", [last, view.name])
 
     def rebuild(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.database import Cursor
-from projections.view import View, cid, insert, iso, js, on, update
+from projections.view import View, at, cid, insert, iso, js, on, update
 
 T = "v_versions"
 
@@ -58,8 +58,8 @@ class VersionsView(View):
                 "content_type": e.content_type,
                 "enabled": 1,
                 "tags": js(e.tags),
-                "created": iso(e.timestamp),
-                "updated": iso(e.timestamp),
+                "created": at(e),
+                "updated": at(e),
                 "actor": e.actor,
                 "request_id": e.request_id,
             },
@@ -99,12 +99,12 @@ class VersionsView(View):
             serial=e.serial,
             nbf=iso(e.not_before),
             exp=iso(e.not_after),
-            updated=iso(e.timestamp),
+            updated=at(e),
         )
 
     @on("Certificate.VersionPromoted")
     def promoted(self, cur: Cursor, e: Any) -> None:
-        at = iso(e.timestamp)
+        at = at(e)
         self._set(cur, e, status="completed", promoted_at=at, previous_version=e.previous_version)
         if e.previous_version:
             update(
@@ -113,11 +113,11 @@ class VersionsView(View):
 
     @on("Certificate.OperationCancelled")
     def cancelled(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, status="cancelled", updated=iso(e.timestamp))
+        self._set(cur, e, status="cancelled", updated=at(e))
 
     @on("Certificate.OperationFailed")
     def failed(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, status="failed", error_code=e.code, updated=iso(e.timestamp))
+        self._set(cur, e, status="failed", error_code=e.code, updated=at(e))
 
     @on("Certificate.OperationDeleted")
     def op_deleted(self, cur: Cursor, e: Any) -> None:
@@ -157,8 +157,8 @@ class VersionsView(View):
                 "exp": iso(e.not_after),
                 "enabled": 1,
                 "tags": js({}),
-                "created": iso(e.timestamp),
-                "updated": iso(e.timestamp),
+                "created": at(e),
+                "updated": at(e),
                 "actor": e.actor,
                 "request_id": e.request_id,
             },
@@ -166,7 +166,7 @@ class VersionsView(View):
 
     @on("Certificate.AttributesUpdated")
     def attributes(self, cur: Cursor, e: Any) -> None:
-        values: dict[str, Any] = {"updated": iso(e.timestamp)}
+        values: dict[str, Any] = {"updated": at(e)}
         if e.enabled is not None:
             values["enabled"] = int(e.enabled)
         if e.tags is not None:

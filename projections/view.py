@@ -22,6 +22,14 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="microseconds")
 
 
+def at(event: Any) -> str:
+    """The event's time as view text, computed once per event."""
+    found: str | None = event.__dict__.get("_at")
+    if found is None:
+        found = event.__dict__["_at"] = iso(event.timestamp) or ""
+    return found
+
+
 def js(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
