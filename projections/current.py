@@ -32,7 +32,7 @@ class CurrentView(View):
 
     @on("Certificate.Registered")
     def registered(self, cur: Cursor, e: Any) -> None:
-        at = at(e)
+        when = at(e)
         insert(
             cur,
             T,
@@ -41,8 +41,8 @@ class CurrentView(View):
                 "name": e.name,
                 "generation": 1,
                 "state": "new",
-                "created": at,
-                "updated": at,
+                "created": when,
+                "updated": when,
             },
         )
 

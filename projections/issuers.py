@@ -23,11 +23,11 @@ class IssuersView(View):
 
     @on("Issuer.Registered")
     def registered(self, cur: Cursor, e: Any) -> None:
-        at = at(e)
+        when = at(e)
         insert(
             cur,
             T,
-            {"issuer_id": cid(e), "name": e.name, "deleted": 1, "created": at, "updated": at},
+            {"issuer_id": cid(e), "name": e.name, "deleted": 1, "created": when, "updated": when},
         )
 
     @on("Issuer.Configured")

@@ -34,7 +34,7 @@ class ManagedView(View):
 
     @on("Certificate.OperationOpened")
     def opened(self, cur: Cursor, e: Any) -> None:
-        at = at(e)
+        when = at(e)
         self._rows(
             cur,
             e,
@@ -42,8 +42,8 @@ class ManagedView(View):
             content_type=e.content_type,
             enabled=1,
             tags=js(e.tags),
-            created=at,
-            updated=at,
+            created=when,
+            updated=when,
         )
 
     @on("Certificate.KeyPairCreated")
@@ -64,7 +64,7 @@ class ManagedView(View):
 
     @on("Certificate.CertificateImported")
     def imported(self, cur: Cursor, e: Any) -> None:
-        at = at(e)
+        when = at(e)
         self._rows(
             cur,
             e,
@@ -79,8 +79,8 @@ class ManagedView(View):
             nbf=iso(e.not_before),
             exp=iso(e.not_after),
             tags=js({}),
-            created=at,
-            updated=at,
+            created=when,
+            updated=when,
         )
 
     @on("Certificate.VersionPromoted")

@@ -104,11 +104,11 @@ class VersionsView(View):
 
     @on("Certificate.VersionPromoted")
     def promoted(self, cur: Cursor, e: Any) -> None:
-        at = at(e)
-        self._set(cur, e, status="completed", promoted_at=at, previous_version=e.previous_version)
+        when = at(e)
+        self._set(cur, e, status="completed", promoted_at=when, previous_version=e.previous_version)
         if e.previous_version:
             update(
-                cur, T, {"cert_id": cid(e), "version": e.previous_version}, {"superseded_at": at}
+                cur, T, {"cert_id": cid(e), "version": e.previous_version}, {"superseded_at": when}
             )
 
     @on("Certificate.OperationCancelled")
