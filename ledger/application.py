@@ -17,6 +17,8 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from ledger.audit.service import AuditService
+from ledger.audit.store import SqliteAuditStore
 from ledger.domain.access import ACCESS_ID, AccessControl
 from ledger.domain.certificate import Certificate, Version, X509Facts, certificate_id, check_name
 from ledger.domain.context import Ctx
@@ -120,12 +122,16 @@ class Ledger(Application[UUID]):
         self.providers = providers
         self.now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self._policies: dict[str, CertificatePolicy] = {}
+        self.system_actor = SYSTEM
+        self.audit = AuditService(self, SqliteAuditStore(settings.sqlite_path))
+        self.audit.store.backfill()  # before any write: leaves for events stored before the log
         self._bootstrap_access()
 
     # -- plumbing ---------------------------------------------------------
 
     def close(self) -> None:
         super().close()
+        self.audit.close()
         self.custody.close()
 
     def commit(self, *aggregates: Aggregate, custody: tuple[CustodyRow, ...] = ()) -> None:
@@ -391,6 +397,7 @@ class Ledger(Application[UUID]):
             cert.cancel(ctx, "The certificate was deleted.")
         cert.delete(ctx)
         self.commit(cert)
+        self.audit.checkpoint()  # a signed tree head covering the deletion, before we answer
         return cert
 
     def deleted_certificate(self, name: str) -> Certificate:
@@ -404,6 +411,7 @@ class Ledger(Application[UUID]):
         cert = self.deleted_certificate(name)
         cert.recover(ctx)
         self.commit(cert)
+        self.audit.checkpoint()
         return cert
 
     def purge_certificate(self, ctx: Ctx, name: str) -> None:
@@ -413,6 +421,7 @@ class Ledger(Application[UUID]):
         cert.purge(ctx)
         self.commit(cert)
         self.custody.destroy_owner(owner)
+        self.audit.checkpoint()
 
     # -- the managed key and secret ---------------------------------------
 

@@ -1,4 +1,5 @@
-"""The event recorder: events and the custody rows they reference, in one transaction."""
+"""The event recorder: events, the custody rows they reference and their Merkle leaves,
+in one transaction."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from ledger.audit.store import AUDIT_SCHEMA, append_leaves
 from ledger.keys.store import CUSTODY_SCHEMA, CustodyRow, write_custody_rows
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
-    """Adds the custody tables, and writes `custody_rows` with the events."""
+    """Adds the custody and audit tables; writes `custody_rows` and one leaf per event."""
+
+    #: Append a Merkle leaf for every stored event (off only to measure what it costs).
+    audit_leaves = True
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *CUSTODY_SCHEMA]
+        return [*super().construct_create_table_statements(), *CUSTODY_SCHEMA, *AUDIT_SCHEMA]
 
     def _insert_events(
         self,
@@ -26,4 +31,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         **kwargs: Any,
     ) -> Sequence[int] | None:
         write_custody_rows(c, custody_rows)
-        return super()._insert_events(c, stored_events, **kwargs)
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if self.audit_leaves:
+            # After the events: this transaction now holds the write lock, so the
+            # next leaf position read inside it cannot be taken by another writer.
+            append_leaves(c, stored_events)
+        return ids

@@ -27,6 +27,7 @@ class Settings:
     administrator: str
     vault_url: str
     master_key_b64: str | None
+    audit_origin: str | None = None
 
     @property
     def master_key_file(self) -> Path:
@@ -61,4 +62,5 @@ class Settings:
             administrator=env.get("CERTLEDGER_ADMIN") or DEFAULT_PRINCIPAL,
             vault_url=(env.get("CERTLEDGER_VAULT_URL") or DEFAULT_VAULT_URL).rstrip("/"),
             master_key_b64=env.get("CERTLEDGER_MASTER_KEY") or None,
+            audit_origin=env.get("CERTLEDGER_AUDIT_ORIGIN") or None,
         )

@@ -98,9 +98,9 @@ def main(ctx: click.Context, home: str | None, output: str, principal: str | Non
 
 
 def _register() -> None:
-    from ledger.cli import access, cert, demo, issuer, keys, worker
+    from ledger.cli import access, audit, cert, demo, issuer, keys, worker
 
-    for module in (cert, keys, issuer, access, worker, demo):
+    for module in (cert, keys, issuer, access, worker, audit, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 
