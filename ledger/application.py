@@ -17,7 +17,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from ledger.audit.service import AuditService
+from ledger.audit.service import AuditService, new_stream_labels
 from ledger.audit.store import SqliteAuditStore
 from ledger.domain.access import ACCESS_ID, AccessControl
 from ledger.domain.certificate import Certificate, Version, X509Facts, certificate_id, check_name
@@ -137,7 +137,9 @@ class Ledger(Application[UUID]):
     def commit(self, *aggregates: Aggregate, custody: tuple[CustodyRow, ...] = ()) -> None:
         """Save the aggregates' new events, and the custody rows they reference, atomically."""
         try:
-            self.save(*aggregates, custody_rows=custody)
+            self.save(
+                *aggregates, custody_rows=custody, stream_labels=new_stream_labels(aggregates)
+            )
         except IntegrityError as exc:
             raise Conflict("the certificate changed concurrently; retry the request") from exc
 

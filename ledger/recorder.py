@@ -9,12 +9,15 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from ledger.audit.store import AUDIT_SCHEMA, append_leaves
+from ledger.audit.store import AUDIT_SCHEMA, append_leaves, write_stream_labels
 from ledger.keys.store import CUSTODY_SCHEMA, CustodyRow, write_custody_rows
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
-    """Adds the custody and audit tables; writes `custody_rows` and one leaf per event."""
+    """Adds the custody and audit tables; writes `custody_rows` and one leaf per event.
+
+    `stream_labels` name streams that start in this transaction (for audit reports).
+    """
 
     #: Append a Merkle leaf for every stored event (off only to measure what it costs).
     audit_leaves = True
@@ -28,6 +31,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         custody_rows: tuple[CustodyRow, ...] = (),
+        stream_labels: tuple[tuple[str, str], ...] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         write_custody_rows(c, custody_rows)
@@ -36,4 +40,5 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             # After the events: this transaction now holds the write lock, so the
             # next leaf position read inside it cannot be taken by another writer.
             append_leaves(c, stored_events)
+            write_stream_labels(c, stream_labels)
         return ids

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eventsourcing.domain import Aggregate
 
 from ledger.audit import evidence
 from ledger.audit.hashing import canonical_stream
@@ -37,6 +39,20 @@ if TYPE_CHECKING:
     from ledger.application import Ledger
 
 LOG_KEY_OWNER = "audit:log"
+
+
+def new_stream_labels(aggregates: Sequence[Aggregate]) -> tuple[tuple[str, str], ...]:
+    """(stream, `certificate 'web'`) for each certificate or issuer saved for the first time."""
+    labels = []
+    for agg in aggregates:
+        pending = agg.pending_events
+        if not pending or pending[0].originator_version != 1:
+            continue
+        if isinstance(agg, Certificate):
+            labels.append((str(agg.id), f"certificate {agg.name!r}"))
+        elif isinstance(agg, Issuer):
+            labels.append((str(agg.id), f"issuer {agg.name!r}"))
+    return tuple(labels)
 
 
 class AuditError(LedgerError):
@@ -342,4 +358,6 @@ class AuditService:
             return f"certificate {name!r}"
         if isinstance(event, Issuer.Registered) and isinstance(name, str):
             return f"issuer {name!r}"
-        return f"stream {canonical_stream(sid)}"
+        # Its first event is gone or damaged: the name it was given when it began.
+        label = self.store.stream_label(canonical_stream(sid))
+        return label if label is not None else f"stream {canonical_stream(sid)}"

@@ -34,6 +34,7 @@ AUDIT_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS audit_nodes ("
     " level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
     " PRIMARY KEY (level, idx))",
+    "CREATE TABLE IF NOT EXISTS audit_streams (stream TEXT PRIMARY KEY, label TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS audit_checkpoints ("
     " tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL, note TEXT NOT NULL,"
     " created TEXT NOT NULL)",
@@ -63,6 +64,13 @@ def append_leaves(cursor: Any, stored_events: Sequence[StoredEvent], param: str 
     end = start + len(rows)
     for tile in range(start // TILE_WIDTH, end // TILE_WIDTH):
         _cache_tile(cursor, p, tile, start, hashes)
+
+
+def write_stream_labels(cursor: Any, labels: Sequence[tuple[str, str]], param: str = "?") -> None:
+    """Name new streams (`certificate 'web'`), so a report can name them once they are gone."""
+    cursor.executemany(
+        f"INSERT INTO audit_streams (stream, label) VALUES ({param}, {param})", labels
+    )
 
 
 def _cache_tile(cursor: Any, p: str, tile: int, start: int, new: list[bytes]) -> None:
@@ -199,6 +207,13 @@ class SqliteAuditStore:
         )
         while rows := cursor.fetchmany(batch):
             yield rows
+
+    def stream_label(self, stream: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT label FROM audit_streams WHERE stream = ?", (stream,)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     # -- the events, as stored ------------------------------------------------
 

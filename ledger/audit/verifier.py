@@ -171,14 +171,7 @@ def verify_log(
     report.mismatched_leaves = walk.mismatches
     while nxt is not None:
         # Signed sizes beyond the stored events: the log lost its tail.
-        report.problems.append(
-            Problem(
-                position,
-                f"{nxt.label} covers {nxt.size} events but only {position} are stored: "
-                f"the log was truncated from position {position}"
-                + _expected(position, walk, describe),
-            )
-        )
+        report.problems.append(_truncated(nxt, position, walk, describe))
         nxt = next(checks, None)
     if walk.first_leaf_problem is not None:
         at, reason, found, expected = walk.first_leaf_problem
@@ -206,11 +199,22 @@ def _at(
     return "; ".join(parts)
 
 
-def _expected(position: int, walk: _Walk, describe: Describe) -> str:
+def _truncated(signed: SignedRoot, stored: int, walk: _Walk, describe: Describe) -> Problem:
+    lost = f"{signed.label} covers {signed.size} events but only {stored} are stored"
     first = walk.first_leaf_problem
-    if first is not None and first[0] == position and first[3] is not None:
-        return f" (the first lost event was of {describe(first[3])})"
-    return ""
+    if first is not None and first[0] <= stored:
+        return Problem(None, f"{lost} (see position {first[0]})")
+    # The leaf rows were cut as well: only the checkpoints bound where the change starts.
+    good = walk.good_size
+    if good >= stored:
+        return Problem(stored, f"position {stored}: {lost}: the log was truncated")
+    holder = describe(walk.stream_at_good) if walk.stream_at_good else "an unknown stream"
+    return Problem(
+        good,
+        f"position {good}: {lost}, and their leaf rows were cut too: events from position "
+        f"{good} on were removed or replaced (the last matching checkpoint has size {good}; "
+        f"position {good} now holds an event of {holder})",
+    )
 
 
 def _compare(
