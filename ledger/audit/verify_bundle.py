@@ -58,14 +58,15 @@ def certificate_stream(name: str) -> str:
 def verify(
     bundle: Any, key: VerifierKey | None = None, kept: str | None = None
 ) -> tuple[Checkpoint, list[str]]:
-    """Verify a parsed bundle; return its checkpoint and lines describing what was proved."""
+    """Verify a parsed bundle; return its checkpoint and lines describing what was proved.
+
+    Without `key`, the bundle's own key is used (it proves integrity, not who signed).
+    """
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise Refused(f"not a certledger evidence bundle (format {FORMAT})")
     lines: list[str] = []
-    bundle_key = VerifierKey.parse(_field(bundle, "public_key", str))
     if key is None:
-        key = bundle_key
-        lines.append(f"trusting the key in the bundle: {key.encode()} (pass --key to pin it)")
+        key = VerifierKey.parse(_field(bundle, "public_key", str))
     checkpoint = open_checkpoint(_field(bundle, "checkpoint", str), [key])
     lines.append(
         f"checkpoint: {checkpoint.origin} size {checkpoint.size} "
@@ -176,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         key = VerifierKey.parse(_text_or_file(args.key)) if args.key else None
         kept = Path(args.checkpoint).read_text() if args.checkpoint else None
         _, lines = verify(bundle, key, kept)
+        if key is None:
+            trusted = bundle.get("public_key") if isinstance(bundle, dict) else None
+            print(
+                f"warning: trusting the key in the bundle ({trusted}); pass --key to pin "
+                "the log's key as you keep it",
+                file=sys.stderr,
+            )
     except (Refused, NoteError, ProofError) as exc:
         print(f"REFUSED: {exc}", file=sys.stderr)
         return 1
