@@ -2,15 +2,16 @@
 
 A leaf commits to one stored event exactly as it is stored:
 
-    leaf data = 0x01                      encoding version
-             || uint64(position)          0-based position in the log
-             || uint16(len(stream)) || stream     originator id, canonical UUID text (UTF-8)
-             || uint64(version)           originator version
+    leaf data = 0x01                              encoding version
              || uint16(len(topic)) || topic       event topic (UTF-8)
+             || uint16(len(stream)) || stream     originator id, canonical UUID text (UTF-8)
+             || uint64(version)                   originator version
+             || uint64(position)                  0-based position in the log
              || uint32(len(state)) || state       the stored state bytes, as stored
 
 All integers are big-endian. leaf hash = SHA-256(0x00 || leaf data) and
 node hash = SHA-256(0x01 || left || right), as RFC 6962 section 2.1 defines them.
+(Topic and stream come first so that a verifier can reuse their encoding.)
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ HASH_SIZE = 32
 #: MTH({}) = SHA-256() (RFC 6962 section 2.1).
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
-_HEAD = struct.Struct(">BQH")
-_MIDDLE = struct.Struct(">QH")
-_STATE_LEN = struct.Struct(">I")
+_LENGTH16 = struct.Struct(">H").pack
+_TAIL = struct.Struct(">QQI").pack  # version, position, len(state)
 _sha256 = hashlib.sha256
 
 
@@ -59,14 +59,27 @@ def leaf_data(position: int, stream: str, version: int, topic: str, state: bytes
         raise LeafEncodingError("positions and versions are non-negative")
     return b"".join(
         (
-            _HEAD.pack(LEAF_ENCODING_VERSION, position, len(s)),
-            s,
-            _MIDDLE.pack(version, len(t)),
+            bytes([LEAF_ENCODING_VERSION]),
+            _LENGTH16(len(t)),
             t,
-            _STATE_LEN.pack(len(state)),
+            _LENGTH16(len(s)),
+            s,
+            _TAIL(version, position, len(state)),
             state,
         )
     )
+
+
+def topic_prefix(topic: str) -> bytes:
+    """0x00 || 0x01 || uint16(len(topic)) || topic: how every leaf hash input of `topic` starts."""
+    t = topic.encode()
+    return LEAF_PREFIX + bytes([LEAF_ENCODING_VERSION]) + _LENGTH16(len(t)) + t
+
+
+def stream_field(stream: str) -> bytes:
+    """uint16(len(stream)) || stream."""
+    s = stream.encode()
+    return _LENGTH16(len(s)) + s
 
 
 def leaf_hash_of_data(data: bytes) -> bytes:

@@ -192,32 +192,33 @@ class AuditService:
     def certificate_evidence(self, name: str, since: str | None = None) -> dict[str, Any]:
         """Every stored event of certificate `name`, with inclusion proofs in a checkpoint."""
         stream = str(certificate_id(name))
-        leaves = self.store.leaves_of_stream(stream)
-        if not leaves:
-            raise NotFound(f"certificate {name!r} has no events in the audit log")
         events = self.store.events_of_stream(stream)
-        checkpoint = self._covering_checkpoint(max(leaf.position for leaf in leaves))
-        tree = Tree(self.store, checkpoint.size)
-        by_version = {e.version: e for e in events}
-        items = []
-        for leaf in leaves:
-            event = by_version.get(leaf.version)
-            if event is None:
+        if not events:
+            raise NotFound(f"certificate {name!r} has no events in the log")
+        positions = []
+        low = 0
+        for event in events:
+            position = self.store.position_of(stream, event.version, low)
+            if position is None:
                 raise AuditError(
-                    f"position {leaf.position}: event version {leaf.version} of certificate "
-                    f"{name!r} is missing from the stored events; run `certledger audit verify`"
+                    f"event version {event.version} of certificate {name!r} has no leaf in "
+                    "the log; run `certledger audit verify`"
                 )
-            items.append(
-                evidence.event_item(leaf.position, event, tree.inclusion_proof(leaf.position))
-            )
+            positions.append(position)
+            low = position + 1
+        checkpoint = self._covering_checkpoint(positions[-1])
+        tree = Tree(self.store, checkpoint.size)
         bundle = evidence.bundle(
             "certificate", self.verifier_key().encode(), checkpoint.note, certificate=name
         )
         bundle["stream"] = stream
-        bundle["events"] = items
+        bundle["events"] = [
+            evidence.event_item(p, e, tree.inclusion_proof(p))
+            for p, e in zip(positions, events, strict=True)
+        ]
         if since is not None:
             bundle["consistency"] = self._consistency_section(since, checkpoint, tree)
-        return bundle
+        return self._checked(bundle)
 
     def event_evidence(self, positions: list[int], since: str | None = None) -> dict[str, Any]:
         """Inclusion proofs of the events at `positions`."""
@@ -240,7 +241,7 @@ class AuditService:
         bundle["events"] = items
         if since is not None:
             bundle["consistency"] = self._consistency_section(since, checkpoint, tree)
-        return bundle
+        return self._checked(bundle)
 
     def consistency_evidence(self, old_note: str) -> dict[str, Any]:
         """A consistency proof from an earlier checkpoint to the latest."""
@@ -248,6 +249,19 @@ class AuditService:
         tree = Tree(self.store, checkpoint.size)
         bundle = evidence.bundle("consistency", self.verifier_key().encode(), checkpoint.note)
         bundle["consistency"] = self._consistency_section(old_note, checkpoint, tree)
+        return self._checked(bundle)
+
+    def _checked(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        """The bundle, once the offline verifier accepts it (a damaged tree gives bad proofs)."""
+        from ledger.audit.verify_bundle import Refused, verify
+
+        try:
+            verify(bundle, self.verifier_key())
+        except (Refused, NoteError, ProofError) as exc:
+            raise AuditError(
+                f"the stored tree gives a proof that does not verify ({exc}); "
+                "run `certledger audit verify`"
+            ) from exc
         return bundle
 
     def _consistency_section(
@@ -273,8 +287,13 @@ class AuditService:
         against: str | None = None,
         key: VerifierKey | None = None,
         progress: Progress | None = None,
+        every_leaf: bool = False,
+        jobs: int | None = None,
     ) -> VerifyReport:
-        """Recompute every leaf and root; check every checkpoint (and the kept one)."""
+        """Recompute every leaf and root; check every checkpoint (and the kept one).
+
+        `every_leaf` also compares every stored leaf row with its event (slower).
+        """
         log = self.ledger._load(AUDIT_LOG_ID, AuditLog, copy=False)
         keys = [key] if key is not None else []
         if not keys and log is not None:
@@ -308,11 +327,7 @@ class AuditService:
             signed.append(SignedRoot(kept.size, kept.root, f"your checkpoint of size {kept.size}"))
         with self.store.snapshot():
             report = verify_log(
-                self.store.iter_events(),
-                self.store.iter_leaves(),
-                signed,
-                self.describe,
-                progress,
+                self.store, signed, self.describe, progress, every_leaf=every_leaf, jobs=jobs
             )
         report.problems[:0] = problems
         if report.ok and rows:

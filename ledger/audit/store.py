@@ -30,7 +30,6 @@ AUDIT_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS audit_leaves ("
     " position INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL,"
     " leaf_hash BLOB NOT NULL)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS audit_leaves_event ON audit_leaves(stream, version)",
     "CREATE TABLE IF NOT EXISTS audit_nodes ("
     " level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
     " PRIMARY KEY (level, idx))",
@@ -68,6 +67,8 @@ def append_leaves(cursor: Any, stored_events: Sequence[StoredEvent], param: str 
 
 def write_stream_labels(cursor: Any, labels: Sequence[tuple[str, str]], param: str = "?") -> None:
     """Name new streams (`certificate 'web'`), so a report can name them once they are gone."""
+    if not labels:
+        return
     cursor.executemany(
         f"INSERT INTO audit_streams (stream, label) VALUES ({param}, {param})", labels
     )
@@ -137,6 +138,8 @@ class SqliteAuditStore:
     """Reads leaves, nodes and events from the ledger's SQLite file; keeps checkpoints."""
 
     def __init__(self, path: Path, events_table: str = "stored_events") -> None:
+        self.path = path
+        self.events_table = events_table
         self._events = events_table
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -191,22 +194,80 @@ class SqliteAuditStore:
             ).fetchone()
         return None if row is None else LeafRow(row[0], row[1], row[2], bytes(row[3]))
 
-    def leaves_of_stream(self, stream: str) -> list[LeafRow]:
+    def _event_rowid(self, stream: str, version: int) -> int | None:
+        row = self._db.execute(
+            f"SELECT rowid FROM {self._events} WHERE originator_id = ? AND originator_version = ?",
+            (UUID(stream).hex, version),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def position_of(self, stream: str, version: int, low: int = 0) -> int | None:
+        """The leaf position of an event, by binary search (positions follow rowids).
+
+        None when the event or its leaf is not found, as in a damaged log.
+        """
+        with self._lock:
+            target = self._event_rowid(stream, version)
+            if target is None:
+                return None
+            high = self.size() - 1
+            while low <= high:
+                middle = (low + high) // 2
+                leaf = self.leaf(middle)
+                if leaf is None:
+                    return None
+                if (leaf.stream, leaf.version) == (stream, version):
+                    return middle
+                found = self._event_rowid(leaf.stream, leaf.version)
+                if found is None:
+                    return None
+                if found < target:
+                    low = middle + 1
+                else:
+                    high = middle - 1
+        return None
+
+    def leaf_rows(self, start: int, stop: int) -> list[LeafRow]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT position, stream, version, leaf_hash FROM audit_leaves WHERE stream = ?"
-                " ORDER BY version",
-                (stream,),
+                "SELECT position, stream, version, leaf_hash FROM audit_leaves"
+                " WHERE position >= ? AND position < ? ORDER BY position",
+                (start, stop),
             ).fetchall()
         return [LeafRow(r[0], r[1], r[2], bytes(r[3])) for r in rows]
 
-    def iter_leaves(self, batch: int = 20000) -> Iterator[list[tuple[int, str, int, bytes]]]:
-        """Every leaf row in position order, in batches (inside `snapshot()`)."""
+    def leaf_extent(self) -> tuple[int, int]:
+        """(number of leaf rows, highest position + 1): equal when positions are dense."""
+        with self._lock:
+            count, last = self._db.execute(
+                "SELECT COUNT(*), MAX(position) FROM audit_leaves"
+            ).fetchone()
+        return int(count), (-1 if last is None else int(last)) + 1
+
+    def first_missing_position(self) -> int | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT a.position + 1 FROM audit_leaves a WHERE NOT EXISTS"
+                " (SELECT 1 FROM audit_leaves b WHERE b.position = a.position + 1)"
+                " ORDER BY a.position LIMIT 1"
+            ).fetchone()
+            first = self._db.execute("SELECT MIN(position) FROM audit_leaves").fetchone()[0]
+        if first is not None and first > 0:
+            return 0
+        return None if row is None else int(row[0])
+
+    def iter_tile_nodes(
+        self, first: int = 0, stop: int = 2**63 - 1, batch: int = 20000
+    ) -> Iterator[tuple[int, bytes]]:
+        """The cached hash of tiles first <= index < stop, by index (inside `snapshot()`)."""
         cursor = self._db.execute(
-            "SELECT position, stream, version, leaf_hash FROM audit_leaves ORDER BY position"
+            "SELECT idx, hash FROM audit_nodes WHERE level = ? AND idx >= ? AND idx < ?"
+            " ORDER BY idx",
+            (TILE_HEIGHT, first, stop),
         )
         while rows := cursor.fetchmany(batch):
-            yield rows
+            for idx, h in rows:
+                yield int(idx), bytes(h)
 
     def stream_label(self, stream: str) -> str | None:
         with self._lock:
@@ -221,14 +282,39 @@ class SqliteAuditStore:
         with self._lock:
             return int(self._db.execute(f"SELECT COUNT(*) FROM {self._events}").fetchone()[0])
 
-    def iter_events(self, batch: int = 20000) -> Iterator[list[tuple[str, int, str, bytes]]]:
-        """Every stored event in recording order (rowid): (stored id, version, topic, state)."""
+    def iter_events(
+        self, first: int | None = None, last: int | None = None, batch: int = 20000
+    ) -> Iterator[list[tuple[str, int, str, bytes]]]:
+        """Stored events in recording order, between rowids `first` and `last` (inclusive):
+        (stored id, version, topic, state). Used inside `snapshot()`."""
         cursor = self._db.execute(
             f"SELECT originator_id, originator_version, topic, state FROM {self._events}"
-            " ORDER BY rowid"
+            " WHERE rowid >= ? AND rowid <= ? ORDER BY rowid",
+            (-(2**63) if first is None else first, 2**63 - 1 if last is None else last),
         )
         while rows := cursor.fetchmany(batch):
             yield rows
+
+    def rowid_hints(self, positions: Sequence[int]) -> list[int | None]:
+        """The rowid of the event each position's leaf row names (None if there is none).
+
+        A hint only: a damaged log may name the wrong event; callers check event counts.
+        """
+        found: list[int | None] = []
+        with self._lock:
+            for position in positions:
+                leaf = self.leaf(position)
+                found.append(None if leaf is None else self._event_rowid(leaf.stream, leaf.version))
+        return found
+
+    def stream_at(self, position: int) -> str | None:
+        """The stream of the event stored at `position` in recording order (rowid order)."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT originator_id FROM {self._events} ORDER BY rowid LIMIT 1 OFFSET ?",
+                (position,),
+            ).fetchone()
+        return None if row is None else canonical_stream(row[0])
 
     def events_of_stream(self, stream: str) -> list[EventRow]:
         with self._lock:

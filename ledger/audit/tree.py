@@ -1,8 +1,8 @@
 """Roots and proofs (RFC 6962 section 2.1) over stored leaf hashes.
 
-Leaves are grouped in tiles of 256. The hash of every complete perfect subtree of
-256 leaves or more is cached as a node (level, index) when its last leaf is written,
-so a root or a proof at a million leaves reads about twenty nodes and one tile.
+Leaves are grouped in tiles of 16. The hash of every complete perfect subtree of
+16 leaves or more is cached as a node (level, index) when its last leaf is written,
+so a root or a proof at a million leaves reads about sixteen nodes and one tile.
 A missing node is recomputed from the leaves beneath it.
 """
 
@@ -12,7 +12,7 @@ from typing import Protocol
 
 from ledger.audit.hashing import EMPTY_ROOT, largest_power_of_two_below, node_hash
 
-TILE_HEIGHT = 8
+TILE_HEIGHT = 4
 TILE_WIDTH = 1 << TILE_HEIGHT
 
 
@@ -67,7 +67,7 @@ class Tree:
         self._tiles: dict[int, list[list[bytes]]] = {}
 
     def _tile_levels(self, tile: int) -> list[list[bytes]]:
-        """Levels 0..7 of one tile: its leaves, then each complete pair above them."""
+        """Levels 0..TILE_HEIGHT of one tile: its leaves, then each complete pair above them."""
         levels = self._tiles.get(tile)
         if levels is None:
             start = tile * TILE_WIDTH

@@ -227,8 +227,24 @@ def _report(report: VerifyReport) -> dict[str, Any]:
     metavar="VKEY",
     help="The log's verifier key as you kept it (text or file); default: the ledger's.",
 )
+@click.option(
+    "--every-leaf",
+    is_flag=True,
+    help="Also compare every stored leaf row with its event, not only where a tile differs.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Processes to verify with (default: one per CPU for large logs).",
+)
 @pass_state
-def verify(state: State, against: str | None, public_key_text: str | None) -> None:
+def verify(
+    state: State,
+    against: str | None,
+    public_key_text: str | None,
+    every_leaf: bool,
+    jobs: int | None,
+) -> None:
     """Recompute every leaf and root from the stored events; check every checkpoint.
 
     Exits 7 and names the first bad position (and its certificate) on any tampering:
@@ -251,7 +267,9 @@ def verify(state: State, against: str | None, public_key_text: str | None) -> No
     kept = _read_text(against, "checkpoint") if against else None
     service = state.ledger.audit
     with _progress(service.store.event_count()) as progress:
-        report = service.verify(against=kept, key=key, progress=progress)
+        report = service.verify(
+            against=kept, key=key, progress=progress, every_leaf=every_leaf, jobs=jobs
+        )
     if state.output == "json":
         emit(_report(report), "json")
     if report.ok:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import base64
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eventsourcing.persistence import StoredEvent
 
 from ledger.application import Ledger
+from ledger.audit import verifier
 from ledger.audit.note import VerifierKey, open_checkpoint
 from ledger.audit.service import LOG_KEY_OWNER, AuditError
+from ledger.audit.tree import TILE_WIDTH
 from ledger.audit.verifier import VerifyReport
 from ledger.bootstrap import open_ledger
 from ledger.domain.audit_log import AUDIT_LOG_ID, AuditLog
@@ -403,3 +407,82 @@ def test_a_forged_checkpoint_is_refused(history: sqlite3.Connection, reopen: Reo
     report = reopen().audit.verify()
     assert not report.ok
     assert any("does not verify" in p.message for p in report.problems)
+
+
+# -- a larger log: cached tiles, several processes -------------------------------------------
+
+
+@pytest.fixture
+def big(
+    ledger: Ledger, worker: Worker, make_policy: PolicyFactory, settings: Settings
+) -> sqlite3.Connection:
+    """About 700 events: real certificates, then copies of their histories under new ids."""
+    create(ledger, worker, make_policy, "alpha", "beta")
+    ledger.update_certificate(Ctx("admin"), "beta", tags={"t": "1"})
+    templates = [list(ledger.recorder.select_events(certificate_id(n))) for n in ("alpha", "beta")]
+    for i in range(80):
+        sid = uuid.UUID(int=i + 1, version=4)
+        ledger.recorder.insert_events(
+            [StoredEvent(sid, e.originator_version, e.topic, e.state) for e in templates[i % 2]]
+        )
+        if i in (7, 30, 61):
+            ledger.audit.checkpoint()  # sizes that are not multiples of the tile width
+    ledger.audit.checkpoint()
+    ledger.close()
+    return raw(settings)
+
+
+def both_ways(reopen: Reopen, monkeypatch: pytest.MonkeyPatch) -> list[VerifyReport]:
+    monkeypatch.setattr(verifier, "CHUNK_EVENTS", 64)
+    ledger = reopen()
+    return [ledger.audit.verify(jobs=1), ledger.audit.verify(jobs=3)]
+
+
+def test_a_large_log_verifies_in_one_or_several_processes(
+    big: sqlite3.Connection, reopen: Reopen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = [r[0] for r in big.execute("SELECT tree_size FROM audit_checkpoints")]
+    assert len(sizes) >= 4 and any(s % TILE_WIDTH for s in sizes)
+    one, several = both_ways(reopen, monkeypatch)
+    assert one.ok and several.ok, (one.problems, several.problems)
+    assert one.root == several.root and one.events == several.events > 600
+    assert [c.size for c in one.checked] == [c.size for c in several.checked] == sorted(sizes)
+
+
+def test_a_large_log_tampered_is_found_the_same_way(
+    big: sqlite3.Connection, reopen: Reopen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rowid, position = 300, None
+    position = big.execute(
+        "SELECT COUNT(*) FROM stored_events WHERE rowid < ?", (rowid,)
+    ).fetchone()[0]
+    big.execute("UPDATE stored_events SET state = state || 'x' WHERE rowid = ?", (rowid,))
+    big.execute("DELETE FROM stored_events WHERE rowid = 500")
+    reports = both_ways(reopen, monkeypatch)
+    for report in reports:
+        assert failed(report)[0] == position
+    assert reports[0].problems == reports[1].problems
+
+
+def test_a_missing_node_cache_is_recomputed(
+    big: sqlite3.Connection, reopen: Reopen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big.execute("DELETE FROM audit_nodes")
+    ledger = reopen()
+    assert ledger.audit.verify().ok
+    bundle = ledger.audit.certificate_evidence("beta")
+    assert [e["version"] for e in bundle["events"]] == list(range(1, 9))
+
+
+def test_damaged_leaf_rows_are_found_leaf_by_leaf(big: sqlite3.Connection, reopen: Reopen) -> None:
+    at = position_of(big, "beta", 2)
+    big.execute("UPDATE audit_leaves SET leaf_hash = zeroblob(32) WHERE position = ?", (at,))
+    ledger = reopen()
+    # The events still give every signed root...
+    assert ledger.audit.verify().ok
+    # ...but the leaf rows were damaged; a leaf-by-leaf pass names the row,
+    position, message = failed(ledger.audit.verify(every_leaf=True))
+    assert position == at and "certificate 'beta'" in message
+    # and the log will not hand out proofs built from it.
+    with pytest.raises(AuditError, match="does not verify"):
+        ledger.audit.certificate_evidence("beta")

@@ -20,7 +20,7 @@ from ledger.audit.hashing import (
     root_of,
 )
 from ledger.audit.proofs import ProofError, verify_consistency, verify_inclusion
-from ledger.audit.tree import Frontier, Tree, TreeError
+from ledger.audit.tree import TILE_HEIGHT, Frontier, Tree, TreeError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VECTORS = REPO_ROOT.parent / "shared" / "vectors" / "rfc6962"
@@ -148,7 +148,7 @@ def make_leaves(n: int) -> list[bytes]:
     return [leaf_hash_of_data(i.to_bytes(4, "big")) for i in range(n)]
 
 
-def all_nodes(leaves: list[bytes], min_level: int = 8) -> dict[tuple[int, int], bytes]:
+def all_nodes(leaves: list[bytes], min_level: int = TILE_HEIGHT) -> dict[tuple[int, int], bytes]:
     nodes = {}
     level = min_level
     while (1 << level) <= len(leaves):
@@ -186,7 +186,7 @@ def test_cached_nodes_spare_reading_leaves() -> None:
     assert tree.root() == NODES[(10, 0)]
     assert source.reads == 0
     tree.inclusion_proof(700)
-    assert source.reads == 1  # one tile of 256 leaves
+    assert source.reads == 1  # one tile of leaves
 
 
 def test_wrong_proofs_are_refused() -> None:
@@ -218,9 +218,9 @@ def test_frontier_gives_every_prefix_root(sizes: list[int]) -> None:
 
 def test_leaf_encoding_is_length_prefixed() -> None:
     data = leaf_data(5, "s", 2, "t", b"xyz")
-    assert data == (
-        b"\x01" + (5).to_bytes(8, "big") + b"\x00\x01s" + (2).to_bytes(8, "big") + b"\x00\x01t"
-        b"\x00\x00\x00\x03xyz"
+    version, position = (2).to_bytes(8, "big"), (5).to_bytes(8, "big")
+    assert (
+        data == b"\x01" + b"\x00\x01t" + b"\x00\x01s" + version + position + b"\x00\x00\x00\x03xyz"
     )
     # Moving a byte between fields changes the leaf.
     assert event_leaf_hash(0, "ab", 1, "c", b"") != event_leaf_hash(0, "a", 1, "bc", b"")
