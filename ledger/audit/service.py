@@ -139,7 +139,7 @@ class AuditService:
             latest = self.store.latest_checkpoint()
             if latest is not None and latest.size == size:
                 return latest
-            tree = Tree(self.store, size)
+            tree = self.tree(size)
             root = tree.root()
             if latest is not None:
                 self._check_extends(latest, tree, root)
@@ -181,7 +181,15 @@ class AuditService:
     # -- proofs ---------------------------------------------------------------
 
     def tree(self, size: int | None = None) -> Tree:
-        return Tree(self.store, self.store.size() if size is None else size)
+        """The stored tree at `size` (default: all leaves), its node cache filled first."""
+        size = self.store.size() if size is None else size
+        try:
+            self.store.fill_nodes(size)
+        except LookupError as exc:
+            raise AuditError(
+                f"{exc}: the leaf rows are damaged; run `certledger audit verify`"
+            ) from exc
+        return Tree(self.store, size)
 
     def _covering_checkpoint(self, position: int) -> CheckpointRow:
         latest = self.store.latest_checkpoint()
@@ -207,7 +215,7 @@ class AuditService:
             positions.append(position)
             low = position + 1
         checkpoint = self._covering_checkpoint(positions[-1])
-        tree = Tree(self.store, checkpoint.size)
+        tree = self.tree(checkpoint.size)
         bundle = evidence.bundle(
             "certificate", self.verifier_key().encode(), checkpoint.note, certificate=name
         )
@@ -225,7 +233,7 @@ class AuditService:
         if not positions:
             raise BadParameter("--position: give at least one position")
         checkpoint = self._covering_checkpoint(max(positions))
-        tree = Tree(self.store, checkpoint.size)
+        tree = self.tree(checkpoint.size)
         items = []
         for position in sorted(set(positions)):
             leaf = self.store.leaf(position)
@@ -246,7 +254,7 @@ class AuditService:
     def consistency_evidence(self, old_note: str) -> dict[str, Any]:
         """A consistency proof from an earlier checkpoint to the latest."""
         checkpoint = self.checkpoint()
-        tree = Tree(self.store, checkpoint.size)
+        tree = self.tree(checkpoint.size)
         bundle = evidence.bundle("consistency", self.verifier_key().encode(), checkpoint.note)
         bundle["consistency"] = self._consistency_section(old_note, checkpoint, tree)
         return self._checked(bundle)
@@ -339,7 +347,7 @@ class AuditService:
     ) -> None:
         """Consistency proofs, as a client would check them: previous and kept -> latest."""
         latest = rows[-1]
-        tree = Tree(self.store, latest.size)
+        tree = self.tree(latest.size)
         earlier = [(r.size, r.root, f"the checkpoint of size {r.size}") for r in rows[-2:-1]]
         if kept is not None:
             earlier.append((kept.size, kept.root, f"your checkpoint of size {kept.size}"))

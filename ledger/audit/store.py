@@ -6,13 +6,19 @@ does. It reads the next position after the events are inserted, when the transac
 already holds the database's write lock (SQLite serialises writers; PostgreSQL's
 recorder locks the events table), so positions stay dense from 0.
 
-`SqliteAuditStore` is the read side (and the checkpoint table's writer) on SQLite;
+Tree nodes are not written there: `SqliteAuditStore.fill_nodes` caches the hash of every
+complete perfect subtree of 16 leaves or more when a checkpoint or a proof needs it.
+They are derived data, trusted by nobody: verification recomputes them from the events.
+
+`SqliteAuditStore` is the read side (and the writer of nodes and checkpoints) on SQLite;
 it is the only place that knows SQLite's `rowid` and the events table's layout.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +29,13 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from ledger.audit.hashing import canonical_stream, event_leaf_hash, fold_perfect, node_hash
+from ledger.audit.hashing import (
+    canonical_stream,
+    fold_perfect,
+    node_hash,
+    stream_field,
+    topic_prefix,
+)
 from ledger.audit.tree import TILE_HEIGHT, TILE_WIDTH
 
 AUDIT_SCHEMA = (
@@ -40,8 +52,24 @@ AUDIT_SCHEMA = (
 )
 
 
+_TAIL = struct.Struct(">QQI").pack
+_TOPICS: dict[str, bytes] = {}
+
+
+def _leaf_hash(position: int, s: StoredEvent) -> tuple[str, bytes]:
+    """(canonical stream, leaf hash): `event_leaf_hash`, with the topic's encoding cached."""
+    prefix = _TOPICS.get(s.topic)
+    if prefix is None:
+        if len(_TOPICS) > 1000:
+            _TOPICS.clear()
+        prefix = _TOPICS[s.topic] = topic_prefix(s.topic)
+    stream = canonical_stream(s.originator_id)
+    data = prefix + stream_field(stream) + _TAIL(s.originator_version, position, len(s.state))
+    return stream, hashlib.sha256(data + s.state).digest()
+
+
 def append_leaves(cursor: Any, stored_events: Sequence[StoredEvent], param: str = "?") -> None:
-    """Append one leaf per event at the next positions; cache nodes of completed tiles."""
+    """Append one leaf per event at the next positions (read inside this transaction)."""
     if not stored_events:
         return
     p = param
@@ -49,20 +77,14 @@ def append_leaves(cursor: Any, stored_events: Sequence[StoredEvent], param: str 
     last = cursor.fetchone()[0]
     start = 0 if last is None else int(last) + 1
     rows = []
-    hashes = []
     for offset, s in enumerate(stored_events):
-        stream = canonical_stream(s.originator_id)
-        h = event_leaf_hash(start + offset, stream, s.originator_version, s.topic, s.state)
+        stream, h = _leaf_hash(start + offset, s)
         rows.append((start + offset, stream, s.originator_version, h))
-        hashes.append(h)
     cursor.executemany(
         "INSERT INTO audit_leaves (position, stream, version, leaf_hash)"
         f" VALUES ({p}, {p}, {p}, {p})",
         rows,
     )
-    end = start + len(rows)
-    for tile in range(start // TILE_WIDTH, end // TILE_WIDTH):
-        _cache_tile(cursor, p, tile, start, hashes)
 
 
 def write_stream_labels(cursor: Any, labels: Sequence[tuple[str, str]], param: str = "?") -> None:
@@ -71,40 +93,6 @@ def write_stream_labels(cursor: Any, labels: Sequence[tuple[str, str]], param: s
         return
     cursor.executemany(
         f"INSERT INTO audit_streams (stream, label) VALUES ({param}, {param})", labels
-    )
-
-
-def _cache_tile(cursor: Any, p: str, tile: int, start: int, new: list[bytes]) -> None:
-    """Store the completed tile's hash, then every perfect subtree it completes above it."""
-    lo = tile * TILE_WIDTH
-    if lo >= start:
-        leaves = new[lo - start : lo - start + TILE_WIDTH]
-    else:
-        cursor.execute(
-            f"SELECT leaf_hash FROM audit_leaves WHERE position >= {p} AND position < {p}"
-            " ORDER BY position",
-            (lo, start),
-        )
-        leaves = [bytes(r[0]) for r in cursor.fetchall()] + new[: lo + TILE_WIDTH - start]
-    h = fold_perfect(leaves)
-    level, index = TILE_HEIGHT, tile
-    _put_node(cursor, p, level, index, h)
-    while index & 1:
-        cursor.execute(
-            f"SELECT hash FROM audit_nodes WHERE level = {p} AND idx = {p}", (level, index - 1)
-        )
-        row = cursor.fetchone()
-        if row is None:
-            return  # a gap in the cache: readers recompute from the leaves
-        h = node_hash(bytes(row[0]), h)
-        level, index = level + 1, index >> 1
-        _put_node(cursor, p, level, index, h)
-
-
-def _put_node(cursor: Any, p: str, level: int, index: int, h: bytes) -> None:
-    cursor.execute(f"DELETE FROM audit_nodes WHERE level = {p} AND idx = {p}", (level, index))
-    cursor.execute(
-        f"INSERT INTO audit_nodes (level, idx, hash) VALUES ({p}, {p}, {p})", (level, index, h)
     )
 
 
@@ -185,6 +173,52 @@ class SqliteAuditStore:
                 "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", (level, index)
             ).fetchone()
         return None if row is None else bytes(row[0])
+
+    def fill_nodes(self, size: int, batch_tiles: int = 4096) -> int:
+        """Cache every complete perfect subtree of 16+ leaves within `size`; how many new.
+
+        Continues after the highest cached tile, so it reads only leaves added since.
+        """
+        tiles = size >> TILE_HEIGHT
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MAX(idx) FROM audit_nodes WHERE level = ?", (TILE_HEIGHT,)
+            ).fetchone()
+        first = 0 if row[0] is None else int(row[0]) + 1
+        if first >= tiles:
+            return 0
+        level_nodes: dict[int, bytes] = {}
+        for t in range(first, tiles, batch_tiles):
+            stop = min(tiles, t + batch_tiles)
+            leaves = self.leaf_hashes(t << TILE_HEIGHT, stop << TILE_HEIGHT)
+            for i in range(t, stop):
+                offset = (i - t) << TILE_HEIGHT
+                level_nodes[i] = fold_perfect(leaves[offset : offset + TILE_WIDTH])
+        new: list[tuple[int, int, bytes]] = []
+        level = TILE_HEIGHT
+        while level_nodes:
+            new += [(level, i, h) for i, h in level_nodes.items()]
+            parents: dict[int, bytes] = {}
+            for i in sorted(level_nodes):
+                parent = i >> 1
+                if parent in parents or (parent + 1) << (level + 1) > size:
+                    continue
+                left = level_nodes.get(2 * parent) or self.cached_node(level, 2 * parent)
+                right = level_nodes.get(2 * parent + 1) or self.cached_node(level, 2 * parent + 1)
+                if left is not None and right is not None:
+                    parents[parent] = node_hash(left, right)
+            level, level_nodes = level + 1, parents
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", new
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(new)
 
     def leaf(self, position: int) -> LeafRow | None:
         with self._lock:
@@ -388,4 +422,5 @@ class SqliteAuditStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        self.fill_nodes(count)
         return count

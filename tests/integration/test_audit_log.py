@@ -270,13 +270,14 @@ def test_purge_keeps_the_log_verifiable(
 def test_the_log_refuses_to_sign_a_view_inconsistent_with_its_checkpoint(
     ledger: Ledger, worker: Worker, make_policy: PolicyFactory, settings: Settings, reopen: Reopen
 ) -> None:
-    create(ledger, worker, make_policy, "alpha")
+    create(ledger, worker, make_policy, "alpha", "beta")
     ledger.audit.checkpoint()
     ledger.close()
     db = raw(settings)
-    db.execute("UPDATE audit_leaves SET leaf_hash = zeroblob(32) WHERE position = 3")
+    # The cached tree (derived data) no longer matches what the log signed.
+    assert db.execute("UPDATE audit_nodes SET hash = zeroblob(32) WHERE idx = 0").rowcount
     again = reopen()
-    create(again, Worker(again), make_policy, "beta")
+    create(again, Worker(again), make_policy, "gamma")
     with pytest.raises(AuditError, match="not consistent with its checkpoint"):
         again.audit.checkpoint()
 
