@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import tempfile
@@ -29,6 +30,7 @@ from pathlib import Path
 from eventsourcing.persistence import StoredEvent
 
 from ledger.application import Ledger
+from ledger.audit.verifier import default_jobs
 from ledger.bootstrap import open_ledger
 from ledger.domain.context import Ctx
 from ledger.domain.policy import policy_from_options
@@ -156,17 +158,17 @@ def bench_verify_and_proofs(base: Path, events: int, streams: list[list[StoredEv
     print(f"checkpoint at {checkpoint.size:,}: {(time.perf_counter() - start) * 1e3:.1f} ms")
     ledger.close()
 
-    ledger = new_ledger(home, leaves=True)  # a fresh process's view: no warm caches
-    start = time.perf_counter()
-    report = ledger.audit.verify()
-    verify_s = time.perf_counter() - start
-    assert report.ok, report.problems
-    print(
-        f"audit verify: {report.events:,} events in {verify_s:.2f} s "
-        f"({report.events / verify_s:,.0f} events/s)"
-    )
+    ledger = new_ledger(home, leaves=True)
+    for jobs in (1, default_jobs()):
+        start = time.perf_counter()
+        report = ledger.audit.verify(jobs=jobs)
+        verify_s = time.perf_counter() - start
+        assert report.ok, report.problems
+        print(
+            f"audit verify, {jobs} process(es): {report.events:,} events in {verify_s:.2f} s "
+            f"({report.events / verify_s:,.0f} events/s)"
+        )
 
-    store = ledger.audit.store
     positions = [rng.randrange(checkpoint.size) for _ in range(1000)]
     times = []
     for p in positions:
@@ -181,8 +183,6 @@ def bench_verify_and_proofs(base: Path, events: int, streams: list[list[StoredEv
     start = time.perf_counter()
     ledger.audit.tree(checkpoint.size).consistency_proof(checkpoint.size // 3 + 1)
     print(f"consistency proof: {(time.perf_counter() - start) * 1e3:.3f} ms")
-    stream = store.leaf(positions[0])
-    assert stream is not None
     ledger.close()
 
 
@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--saves", type=int, default=2000, help="saves per write-path run")
     parser.add_argument("--dir", default=None, help="where to make the ledgers (default: $TMPDIR)")
     args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         base = Path(tmp)
         streams = templates(base / "templates")
@@ -202,6 +203,7 @@ def main() -> None:
         )
         bench_write_path(base, args.saves, streams)
         bench_verify_and_proofs(base, args.events, streams)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-from ledger.audit.hashing import EMPTY_ROOT, fold_perfect, node_hash, stream_field, topic_prefix
+from ledger.audit.hashing import EMPTY_ROOT, node_hash, stream_field, topic_prefix
 from ledger.audit.store import LeafRow, SqliteAuditStore
 from ledger.audit.tree import TILE_HEIGHT, TILE_WIDTH, Frontier
 
@@ -210,6 +210,16 @@ def compare_rows(
     return None
 
 
+def _tile_hashes(leaves: list[bytes]) -> list[bytes]:
+    """The hash of each tile of `leaves` (a whole number of tiles), level by level."""
+    sha256, level = hashlib.sha256, leaves
+    for _ in range(TILE_HEIGHT):
+        level = [
+            sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)
+        ]
+    return level
+
+
 def scan(source: VerifySource, chunk: Chunk, progress: Progress | None = None) -> ChunkResult:
     """Recompute the chunk's leaves and tile hashes; compare them with the stored tree."""
     result = ChunkResult(chunk.start)
@@ -217,10 +227,6 @@ def scan(source: VerifySource, chunk: Chunk, progress: Progress | None = None) -
     tail = struct.Struct(">QQI").pack
     topics = _Prefixes(topic_prefix)
     streams = _Prefixes(lambda stored_id: stream_field(canonical(stored_id)))
-    nodes = source.iter_tile_nodes(
-        chunk.start >> TILE_HEIGHT, (chunk.start + chunk.count + TILE_WIDTH) >> TILE_HEIGHT
-    )
-    node = next(nodes, None)
     leaves: list[bytes] = []  # recomputed leaves not yet folded into a tile
     rows: list[EventRow] = []
     base = chunk.start  # the position of leaves[0]
@@ -240,27 +246,10 @@ def scan(source: VerifySource, chunk: Chunk, progress: Progress | None = None) -
             ]
         rows += batch
         complete = len(leaves) - len(leaves) % TILE_WIDTH
-        for i in range(0, complete, TILE_WIDTH):
-            start, tile = base + i, leaves[i : i + TILE_WIDTH]
-            index = start >> TILE_HEIGHT
-            if index in chunk.keep:
-                result.partial[index] = tile
-            h = fold_perfect(tile)
-            while node is not None and node[0] < index:
-                node = next(nodes, None)
-            stored = node[1] if node is not None and node[0] == index else None
-            differs = stored is not None and stored != h
-            result.mismatched_tiles += differs
-            end = start + TILE_WIDTH
-            if result.first is None and (
-                differs or stored is None or chunk.every_leaf or end > chunk.leaf_end
-            ):
-                result.first = compare_rows(
-                    source, start, tile, rows[i : i + TILE_WIDTH], differs, chunk.leaf_end
-                )
-            result.tiles.append(h)
-        del leaves[:complete], rows[:complete]
-        base += complete
+        if complete:
+            _tiles(source, chunk, result, base, leaves[:complete], rows)
+            del leaves[:complete], rows[:complete]
+            base += complete
         if progress is not None:
             progress(len(batch))
     if leaves:
@@ -269,6 +258,46 @@ def scan(source: VerifySource, chunk: Chunk, progress: Progress | None = None) -
             result.first = compare_rows(source, base, leaves, rows, False, chunk.leaf_end)
     result.count = base + len(leaves) - chunk.start
     return result
+
+
+def _tiles(
+    source: VerifySource,
+    chunk: Chunk,
+    result: ChunkResult,
+    base: int,
+    leaves: list[bytes],
+    rows: list[EventRow],
+) -> None:
+    """Fold whole tiles; compare them with the cached nodes, and rows where they differ."""
+    hashes = _tile_hashes(leaves)
+    first = base >> TILE_HEIGHT
+    stop = first + len(hashes)
+    cached = dict(source.iter_tile_nodes(first, stop))
+    stored = [cached.get(i) for i in range(first, stop)]
+    suspects = [k for k, (h, c) in enumerate(zip(hashes, stored, strict=True)) if h != c]
+    result.mismatched_tiles += sum(1 for k in suspects if stored[k] is not None)
+    if chunk.every_leaf:
+        suspects = list(range(len(hashes)))
+    elif chunk.leaf_end < (stop << TILE_HEIGHT):  # events beyond the last leaf row
+        from_tile = max(0, (chunk.leaf_end >> TILE_HEIGHT) - first)
+        suspects = sorted({*suspects, *range(from_tile, len(hashes))})
+    for k in suspects:
+        if result.first is not None:
+            break
+        offset = k << TILE_HEIGHT
+        result.first = compare_rows(
+            source,
+            base + offset,
+            leaves[offset : offset + TILE_WIDTH],
+            rows[offset : offset + TILE_WIDTH],
+            stored[k] is not None and stored[k] != hashes[k],
+            chunk.leaf_end,
+        )
+    for index in chunk.keep:
+        if first <= index < stop:
+            offset = (index - first) << TILE_HEIGHT
+            result.partial[index] = leaves[offset : offset + TILE_WIDTH]
+    result.tiles += hashes
 
 
 def _scan_in_worker(task: tuple[str, str, Chunk]) -> ChunkResult:
