@@ -347,7 +347,7 @@ class AuditService:
     ) -> None:
         """Consistency proofs, as a client would check them: previous and kept -> latest."""
         latest = rows[-1]
-        tree = self.tree(latest.size)
+        tree = Tree(self.store, latest.size)  # read only: what is not cached is recomputed
         earlier = [(r.size, r.root, f"the checkpoint of size {r.size}") for r in rows[-2:-1]]
         if kept is not None:
             earlier.append((kept.size, kept.root, f"your checkpoint of size {kept.size}"))

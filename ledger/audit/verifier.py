@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import struct
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -447,6 +448,11 @@ class _Assembler:
         )
 
 
+def _can_fork() -> bool:
+    """Workers are forked: only where fork exists, and with no other thread to copy."""
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
 def default_jobs() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -504,6 +510,8 @@ def verify_log(
     events = source.event_count()
     leaf_rows, leaf_end = source.leaf_extent()
     jobs = jobs or (default_jobs() if events >= PARALLEL_FROM else 1)
+    if not _can_fork():
+        jobs = 1
     chunks = plan(source, events, signed, leaf_end, every_leaf, CHUNK_EVENTS) if jobs > 1 else None
     results = _scan_parallel(source, chunks, jobs, progress) if chunks else None
     if results is None or any(
@@ -523,10 +531,9 @@ def verify_log(
 def _scan_parallel(
     source: VerifySource, chunks: list[Chunk], jobs: int, progress: Progress | None
 ) -> list[ChunkResult]:
-    method = "fork" if sys.platform == "linux" else "spawn"
     tasks = [(str(source.path), source.events_table, chunk) for chunk in chunks]
     results = []
-    with multiprocessing.get_context(method).Pool(min(jobs, len(chunks))) as pool:
+    with multiprocessing.get_context("fork").Pool(min(jobs, len(chunks))) as pool:
         for result in pool.imap(_scan_in_worker, tasks):
             results.append(result)
             if progress is not None:

@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -434,9 +435,21 @@ def big(
 
 
 def both_ways(reopen: Reopen, monkeypatch: pytest.MonkeyPatch) -> list[VerifyReport]:
+    """Verify in one process, then in three (chunks of 64 events): the reports must agree."""
     monkeypatch.setattr(verifier, "CHUNK_EVENTS", 64)
+    scanned: list[int] = []
+    real = verifier._scan_parallel
+
+    def counting(*args: Any) -> list[verifier.ChunkResult]:
+        results = real(*args)
+        scanned.append(len(results))
+        return results
+
+    monkeypatch.setattr(verifier, "_scan_parallel", counting)
     ledger = reopen()
-    return [ledger.audit.verify(jobs=1), ledger.audit.verify(jobs=3)]
+    reports = [ledger.audit.verify(jobs=1), ledger.audit.verify(jobs=3)]
+    assert scanned and scanned[0] > 3  # the second pass ran in worker processes
+    return reports
 
 
 def test_a_large_log_verifies_in_one_or_several_processes(
