@@ -3,14 +3,52 @@ in one transaction."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.persistence import InterfaceError, StoredEvent
+from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+)
 
 from ledger.audit.store import AUDIT_SCHEMA, append_leaves, write_stream_labels
 from ledger.keys.store import CUSTODY_SCHEMA, CustodyRow, write_custody_rows
+
+STATEMENT_CACHE = 64
+
+
+class StatementCachingPool(SQLiteConnectionPool):
+    """eventsourcing 9.5's SQLite connections, with a statement cache worth the name.
+
+    It opens them with `cached_statements=True`, a cache of one statement, so every
+    save parses its SQL again (BEGIN, the event insert, custody and audit rows).
+    """
+
+    def _create_connection(self) -> SQLiteConnection:
+        try:
+            c = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=STATEMENT_CACHE,
+                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as e:
+            raise InterfaceError(e) from e
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            if c.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                c.execute("PRAGMA journal_mode=WAL")
+                self.journal_mode_was_changed_to_wal = True
+            self.is_journal_mode_wal = True
+        c.row_factory = sqlite3.Row
+        return SQLiteConnection(sqlite_conn=c, max_age=self.max_age)
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
@@ -21,6 +59,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
     #: Append a Merkle leaf for every stored event (off only to measure what it costs).
     audit_leaves = True
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        if type(datastore.pool) is SQLiteConnectionPool:
+            # Before any connection is made (the factory makes the recorder, then tables).
+            datastore.pool.__class__ = StatementCachingPool
+        super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *CUSTODY_SCHEMA, *AUDIT_SCHEMA]

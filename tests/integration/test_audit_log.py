@@ -25,6 +25,7 @@ from ledger.bootstrap import open_ledger
 from ledger.domain.audit_log import AUDIT_LOG_ID, AuditLog
 from ledger.domain.certificate import certificate_id
 from ledger.domain.context import Ctx
+from ledger.recorder import LedgerSQLiteRecorder, StatementCachingPool
 from ledger.domain.errors import Conflict
 from ledger.settings import Settings
 from ledger.worker import Worker
@@ -113,6 +114,12 @@ def test_every_event_gets_a_dense_leaf_in_its_transaction(
     ).fetchone()
     assert counts[0] == counts[1]
     assert ledger.audit.verify().ok
+
+
+def test_connections_cache_statements_and_use_wal(ledger: Ledger, settings: Settings) -> None:
+    assert isinstance(ledger.recorder, LedgerSQLiteRecorder)
+    assert isinstance(ledger.recorder.datastore.pool, StatementCachingPool)
+    assert raw(settings).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_positions_stay_dense_across_rowid_gaps(
