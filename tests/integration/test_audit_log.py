@@ -25,8 +25,8 @@ from ledger.bootstrap import open_ledger
 from ledger.domain.audit_log import AUDIT_LOG_ID, AuditLog
 from ledger.domain.certificate import certificate_id
 from ledger.domain.context import Ctx
-from ledger.recorder import LedgerSQLiteRecorder, StatementCachingPool
 from ledger.domain.errors import Conflict
+from ledger.recorder import LedgerSQLiteRecorder, StatementCachingPool
 from ledger.settings import Settings
 from ledger.worker import Worker
 from tests.integration.conftest import Clock, PolicyFactory
