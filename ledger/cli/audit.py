@@ -275,10 +275,12 @@ def verify(
     if report.ok:
         if state.output != "json":
             sizes = [c.size for c in report.checked]
+            unsigned = report.events - max(sizes, default=0)
             click.echo(
                 f"verified {report.events} events; root {report.root.hex()}; "
                 f"{len(sizes)} checkpoint(s) match"
                 + (f" (latest size {max(sizes)})" if sizes else "")
+                + (f"; the last {unsigned} events are in no checkpoint yet" if unsigned else "")
             )
         return
     first = report.first_bad
