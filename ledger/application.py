@@ -21,7 +21,7 @@ from ledger.audit.service import AuditService, new_stream_labels
 from ledger.audit.store import SqliteAuditStore
 from ledger.domain.access import ACCESS_ID, AccessControl
 from ledger.domain.certificate import Certificate, Version, X509Facts, certificate_id, check_name
-from ledger.domain.context import Ctx
+from ledger.domain.context import SYSTEM, Ctx
 from ledger.domain.errors import BadParameter, Conflict, Forbidden, IssuerNotFound, NotFound
 from ledger.domain.issuer import RESERVED_ISSUERS, Issuer, issuer_id
 from ledger.domain.policy import CertificatePolicy, PolicyError
@@ -46,7 +46,6 @@ from ledger.settings import Settings
 
 PKCS12 = "application/x-pkcs12"
 PEM = "application/x-pem-file"
-SYSTEM = "certledger"
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -122,7 +121,6 @@ class Ledger(Application[UUID]):
         self.providers = providers
         self.now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self._policies: dict[str, CertificatePolicy] = {}
-        self.system_actor = SYSTEM
         self.audit = AuditService(self, SqliteAuditStore(settings.sqlite_path))
         self.audit.store.backfill()  # before any write: leaves for events stored before the log
         self._bootstrap_access()

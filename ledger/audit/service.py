@@ -31,7 +31,7 @@ from ledger.audit.verifier import Problem, Progress, SignedRoot, VerifyReport, v
 from ledger.domain.access import ACCESS_ID
 from ledger.domain.audit_log import AUDIT_LOG_ID, AuditLog
 from ledger.domain.certificate import Certificate, certificate_id
-from ledger.domain.context import Ctx
+from ledger.domain.context import SYSTEM, Ctx
 from ledger.domain.errors import BadParameter, Conflict, LedgerError, NotFound
 from ledger.domain.issuer import Issuer
 
@@ -99,7 +99,7 @@ class AuditService:
         assert isinstance(signer, Ed25519PrivateKey)
         public = raw_public_key(signer.public_key())
         log = AuditLog.create(
-            Ctx(self.ledger.system_actor),
+            Ctx(SYSTEM),
             origin=origin,
             key_id=handle.key_id,
             public_key=evidence.b64(public),

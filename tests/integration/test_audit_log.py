@@ -26,6 +26,7 @@ from ledger.domain.audit_log import AUDIT_LOG_ID, AuditLog
 from ledger.domain.certificate import certificate_id
 from ledger.domain.context import Ctx
 from ledger.domain.errors import Conflict
+from ledger.keys.custody import CustodyError
 from ledger.recorder import LedgerSQLiteRecorder, StatementCachingPool
 from ledger.settings import Settings
 from ledger.worker import Worker
@@ -507,3 +508,26 @@ def test_damaged_leaf_rows_are_found_leaf_by_leaf(big: sqlite3.Connection, reope
     # and the log will not hand out proofs built from it.
     with pytest.raises(AuditError, match="does not verify"):
         ledger.audit.certificate_evidence("beta")
+
+
+def test_the_log_key_signs_again_after_a_restart(
+    ledger: Ledger, worker: Worker, make_policy: PolicyFactory, reopen: Reopen
+) -> None:
+    first = ledger.audit.checkpoint()
+    key = ledger.audit.verifier_key()
+    ledger.close()
+    again = reopen()  # the key now comes from its encrypted custody row
+    create(again, Worker(again), make_policy, "alpha")
+    second = again.audit.checkpoint()
+    assert second.size > first.size
+    assert again.audit.verifier_key() == key
+    assert open_checkpoint(second.note, [key]).root == again.audit.tree(second.size).root()
+
+
+def test_custody_keeps_only_ed25519_okp_keys(ledger: Ledger) -> None:
+    handle = ledger.custody.generate("audit:test", "OKP", None, "Ed25519")
+    assert (handle.kty, handle.key_size, handle.crv) == ("OKP", None, "Ed25519")
+    assert isinstance(ledger.custody.signer(handle.key_id), Ed25519PrivateKey)
+    for crv, size in (("Ed448", None), ("X25519", None), ("Ed25519", 256)):
+        with pytest.raises(CustodyError, match="OKP"):
+            ledger.custody.generate("audit:test", "OKP", size, crv)
