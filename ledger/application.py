@@ -17,11 +17,13 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from ledger.audit.service import AuditService, new_stream_labels
+from ledger.audit.store import SqliteAuditStore
 from ledger.database import schema_lock
 from ledger.domain.access import ACCESS_ID, AccessControl
 from ledger.domain.certificate import Certificate, Version, X509Facts
 from ledger.domain.contacts import CONTACTS_ID, Contacts, check_contacts
-from ledger.domain.context import Ctx
+from ledger.domain.context import SYSTEM, Ctx
 from ledger.domain.errors import BadParameter, Conflict, Forbidden, IssuerNotFound, NotFound
 from ledger.domain.ids import certificate_id, check_name, issuer_id
 from ledger.domain.issuer import RESERVED_ISSUERS, Issuer
@@ -48,7 +50,6 @@ from ledger.settings import Settings
 
 PKCS12 = "application/x-pkcs12"
 PEM = "application/x-pem-file"
-SYSTEM = "certledger"
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -128,19 +129,41 @@ class Ledger(Application[UUID]):
         # Called with a step's name right after the step is saved (crash tests).
         self.pause: Pause = pause or sleeping_pause(settings.worker.pause_at)
         self._stepwise_create = pause is not None or settings.worker.pause_at in ("key_pair", "csr")
+        # The Merkle audit log is kept on SQLite ledgers.
+        self.audit: AuditService | None = None
+        if settings.database.is_sqlite:
+            assert settings.database.path is not None
+            self.audit = AuditService(self, SqliteAuditStore(settings.database.path))
+            self.audit.store.backfill()  # before any write: leaves for events stored before the log
         self._bootstrap_access()
 
     # -- plumbing ---------------------------------------------------------
 
+    def checkpoint(self) -> None:
+        """Sign a checkpoint of the audit log, where the ledger keeps one."""
+        if self.audit is not None:
+            self.audit.checkpoint()
+
+    def require_audit(self) -> AuditService:
+        if self.audit is None:
+            raise BadParameter(
+                "the Merkle audit log is kept on SQLite ledgers; this ledger is on PostgreSQL"
+            )
+        return self.audit
+
     def close(self) -> None:
         super().close()
         self.providers.close()
+        if self.audit is not None:
+            self.audit.close()
         self.custody.close()
 
     def commit(self, *aggregates: Aggregate, custody: tuple[CustodyRow, ...] = ()) -> None:
         """Save the aggregates' new events, and the custody rows they reference, atomically."""
         try:
-            self.save(*aggregates, custody_rows=custody)
+            self.save(
+                *aggregates, custody_rows=custody, stream_labels=new_stream_labels(aggregates)
+            )
         except IntegrityError as exc:
             raise Conflict("the certificate changed concurrently; retry the request") from exc
 
@@ -430,6 +453,7 @@ class Ledger(Application[UUID]):
             cert.cancel(ctx, "The certificate was deleted.")
         cert.delete(ctx)
         self.commit(cert)
+        self.checkpoint()  # a signed tree head covering the deletion, before we answer
         return cert
 
     def deleted_certificate(self, name: str) -> Certificate:
@@ -443,6 +467,7 @@ class Ledger(Application[UUID]):
         cert = self.deleted_certificate(name)
         cert.recover(ctx)
         self.commit(cert)
+        self.checkpoint()
         return cert
 
     def purge_certificate(self, ctx: Ctx, name: str) -> None:
@@ -452,6 +477,7 @@ class Ledger(Application[UUID]):
         cert.purge(ctx)
         self.commit(cert)
         self.custody.destroy_owner(owner)
+        self.checkpoint()
 
     # -- the managed key and secret ---------------------------------------
 

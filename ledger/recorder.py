@@ -1,30 +1,87 @@
-"""Event recorders: events and the custody rows they reference, in one transaction."""
+"""Event recorders: events, the custody rows they reference and (on SQLite) their Merkle
+leaves, in one transaction."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import (
     ApplicationRecorder,
+    InterfaceError,
     ListenNotifySubscription,
     StoredEvent,
     Subscription,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+)
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from ledger.audit.store import AUDIT_SCHEMA, append_leaves, write_stream_labels
 from ledger.keys.store import CustodyRow, custody_schema, write_custody_rows
+
+STATEMENT_CACHE = 64
+
+
+class StatementCachingPool(SQLiteConnectionPool):
+    """eventsourcing 9.5's SQLite connections, with a statement cache worth the name.
+
+    It opens them with `cached_statements=True`, a cache of one statement, so every
+    save parses its SQL again (BEGIN, the event insert, custody and audit rows).
+    """
+
+    def _create_connection(self) -> SQLiteConnection:
+        try:
+            c = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=STATEMENT_CACHE,
+                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as e:
+            raise InterfaceError(e) from e
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            if c.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                c.execute("PRAGMA journal_mode=WAL")
+                self.journal_mode_was_changed_to_wal = True
+            self.is_journal_mode_wal = True
+        c.row_factory = sqlite3.Row
+        return SQLiteConnection(sqlite_conn=c, max_age=self.max_age)
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
-    """Adds the custody tables, and writes `custody_rows` with the events."""
+    """Adds the custody and audit tables; writes `custody_rows` and one leaf per event.
+
+    `stream_labels` name streams that start in this transaction (for audit reports).
+    """
+
+    #: Append a Merkle leaf for every stored event (off only to measure what it costs).
+    audit_leaves = True
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        if type(datastore.pool) is SQLiteConnectionPool:
+            # Before any connection is made (the factory makes the recorder, then tables).
+            datastore.pool.__class__ = StatementCachingPool
+        super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *custody_schema("BLOB")]
+        return [
+            *super().construct_create_table_statements(),
+            *custody_schema("BLOB"),
+            *AUDIT_SCHEMA,
+        ]
 
     def _insert_events(
         self,
@@ -32,10 +89,17 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         custody_rows: tuple[CustodyRow, ...] = (),
+        stream_labels: tuple[tuple[str, str], ...] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         write_custody_rows(c, custody_rows)
-        return super()._insert_events(c, stored_events, **kwargs)
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if self.audit_leaves:
+            # After the events: this transaction now holds the write lock, so the
+            # next leaf position read inside it cannot be taken by another writer.
+            append_leaves(c, stored_events)
+            write_stream_labels(c, stream_labels)
+        return ids
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
@@ -81,6 +145,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         custody_rows: tuple[CustodyRow, ...] = (),
+        stream_labels: tuple[tuple[str, str], ...] = (),
         **kwargs: Any,
     ) -> None:
         write_custody_rows(curs, custody_rows, "%s", self.datastore.schema)

@@ -131,6 +131,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=lambda: WorkerSettings())
     # Providers named in CERTLEDGER_PROVIDERS ("Name=module:attr;..."), beside entry points.
     extra_providers: dict[str, str] = field(default_factory=dict)
+    audit_origin: str | None = None
 
     @property
     def master_key_file(self) -> Path:
@@ -168,4 +169,5 @@ class Settings:
             pkcs11_pin=pin,
             worker=WorkerSettings.from_environ(env),
             extra_providers=parse_provider_list(env.get("CERTLEDGER_PROVIDERS", "")),
+            audit_origin=env.get("CERTLEDGER_AUDIT_ORIGIN") or None,
         )

@@ -137,6 +137,7 @@ LAZY_COMMANDS = {
     "contacts": "ledger.cli.issuer:contacts",
     "access": "ledger.cli.access:access",
     "history": "ledger.cli.history:history",
+    "audit": "ledger.cli.audit:audit",
     "replay": "ledger.cli.replay:replay",
     "worker": "ledger.cli.worker:worker",
     "projections": "ledger.cli.views:projections",

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import uuid4
 
+#: The actor of what the ledger does by itself (bootstrapping access, making the log key).
+SYSTEM = "certledger"
+
 
 def new_request_id() -> str:
     return str(uuid4())

@@ -39,7 +39,11 @@ class KeyCustody(Protocol):
     """Private keys never leave custody except as `signer` objects or an explicit export."""
 
     def generate(self, owner: str, kty: str, key_size: int | None, crv: str | None) -> KeyHandle:
-        """Make a key pair inside custody, owned by `owner` (a certificate)."""
+        """Make a key pair inside custody, owned by `owner` (a certificate, the audit log).
+
+        kty is RSA or EC (Key Vault names), or OKP with crv Ed25519 (RFC 8037) for the
+        audit log's checkpoint signing key.
+        """
         ...
 
     def import_private_key(

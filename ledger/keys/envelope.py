@@ -13,7 +13,7 @@ import threading
 import uuid
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
@@ -24,6 +24,8 @@ from ledger.pki.keygen import generate_private_key, key_description
 
 PRIVATE_KEY = "private_key"
 SECRET = "secret"
+
+KeptKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
 class EnvelopeCustody:
@@ -78,8 +80,8 @@ class EnvelopeCustody:
         return AESGCM(data_key).decrypt(blob.nonce, blob.ciphertext, ref.encode())
 
     def _keep(self, owner: str, key: CertificateIssuerPrivateKeyTypes) -> KeyHandle:
-        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise CustodyError("only RSA and EC private keys can be kept")
+        if not isinstance(key, KeptKey):
+            raise CustodyError("only RSA, EC and Ed25519 private keys can be kept")
         der = key.private_bytes(
             serialization.Encoding.DER,
             serialization.PrivateFormat.PKCS8,
@@ -88,6 +90,8 @@ class EnvelopeCustody:
         key_id, writes = self._seal(owner, PRIVATE_KEY, der)
         with self._lock:
             self._keys[key_id] = key
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return KeyHandle(key_id, key.public_key(), "OKP", None, "Ed25519", writes)
         public = key.public_key()
         kty, size, crv = key_description(public)
         if kty == "EC":
@@ -97,6 +101,11 @@ class EnvelopeCustody:
     def generate(self, owner: str, kty: str, key_size: int | None, crv: str | None) -> KeyHandle:
         if kty.endswith("-HSM"):
             raise CustodyError(f"key type {kty} needs a hardware key custody; none is configured")
+        if kty == "OKP":
+            # RFC 8037 names: the audit log signs its checkpoints with an Ed25519 key.
+            if crv != "Ed25519" or key_size is not None:
+                raise CustodyError(f"an OKP key is curve Ed25519 without a size, not {crv!r}")
+            return self._keep(owner, ed25519.Ed25519PrivateKey.generate())
         return self._keep(owner, generate_private_key(kty, key_size, crv))
 
     def import_private_key(self, owner: str, key: CertificateIssuerPrivateKeyTypes) -> KeyHandle:
@@ -108,8 +117,8 @@ class EnvelopeCustody:
         if cached is not None:
             return cached
         key = serialization.load_der_private_key(self._open(key_id, PRIVATE_KEY), password=None)
-        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise CustodyError(f"key {key_id!r} is not an RSA or EC key")
+        if not isinstance(key, KeptKey):
+            raise CustodyError(f"key {key_id!r} is not an RSA, EC or Ed25519 key")
         with self._lock:
             self._keys[key_id] = key
         return key
