@@ -332,3 +332,50 @@ def test_access_denials_are_listed(cli: Run) -> None:
     assert denied[0]["principal"] == "eve"
     assert denied[0]["permission"] == "get"
     assert denied[0]["target"] == "certificates/x"
+
+
+def _all_commands() -> list[tuple[str, ...]]:
+    import click
+
+    from ledger.cli import main
+
+    found: list[tuple[str, ...]] = []
+    ctx = click.Context(main)
+
+    def walk(group: click.Group, path: tuple[str, ...]) -> None:
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None
+            if isinstance(command, click.Group):
+                walk(command, (*path, name))
+            else:
+                found.append((*path, name))
+
+    walk(main, ())
+    return found
+
+
+def test_every_command_has_help_with_an_example(cli: Run) -> None:
+    commands = _all_commands()
+    assert len(commands) > 40
+    missing = [" ".join(c) for c in commands if "Example" not in cli(*c, "--help").stdout]
+    assert missing == []
+
+
+def test_contacts_completion_and_projection_status(cli: Run) -> None:
+    shown = as_json(cli("-o", "json", "contacts", "set", "ops@example.com", "Alice=a@example.com"))
+    assert shown["contacts"] == [
+        {"email": "ops@example.com"},
+        {"email": "a@example.com", "name": "Alice"},
+    ]
+    assert as_json(cli("-o", "json", "contacts", "show")) == shown
+    cli("contacts", "set", "not-an-email", expect=EXIT_USAGE)
+    cli("contacts", "delete")
+    cli("contacts", "show", expect=EXIT_NOT_FOUND)
+    script = cli("completion", "bash").stdout
+    assert "_CERTLEDGER_COMPLETE" in script
+    status = as_json(cli("-o", "json", "projections", "status"))["value"]
+    assert {row["view"] for row in status} >= {"current", "versions", "inventory", "access"}
+    assert {row["lag"] for row in status} == {0}
+    csv_rows = cli("-o", "csv", "projections", "status").stdout.splitlines()
+    assert csv_rows[0] == "view,position,head,lag"
