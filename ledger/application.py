@@ -18,7 +18,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from ledger.audit.service import AuditService, new_stream_labels
-from ledger.audit.store import SqliteAuditStore
+from ledger.audit.store import open_audit_store
 from ledger.database import schema_lock
 from ledger.domain.access import ACCESS_ID, AccessControl
 from ledger.domain.certificate import Certificate, Version, X509Facts
@@ -129,33 +129,24 @@ class Ledger(Application[UUID]):
         # Called with a step's name right after the step is saved (crash tests).
         self.pause: Pause = pause or sleeping_pause(settings.worker.pause_at)
         self._stepwise_create = pause is not None or settings.worker.pause_at in ("key_pair", "csr")
-        # The Merkle audit log is kept on SQLite ledgers.
-        self.audit: AuditService | None = None
-        if settings.database.is_sqlite:
-            assert settings.database.path is not None
-            self.audit = AuditService(self, SqliteAuditStore(settings.database.path))
-            self.audit.store.backfill()  # before any write: leaves for events stored before the log
+        # The Merkle audit log, kept on both backends.
+        self.audit = AuditService(self, open_audit_store(settings.database))
+        self.audit.store.backfill()  # before any write: leaves for events stored before the log
         self._bootstrap_access()
 
     # -- plumbing ---------------------------------------------------------
 
     def checkpoint(self) -> None:
-        """Sign a checkpoint of the audit log, where the ledger keeps one."""
-        if self.audit is not None:
-            self.audit.checkpoint()
+        """Sign a checkpoint of the audit log."""
+        self.audit.checkpoint()
 
     def require_audit(self) -> AuditService:
-        if self.audit is None:
-            raise BadParameter(
-                "the Merkle audit log is kept on SQLite ledgers; this ledger is on PostgreSQL"
-            )
         return self.audit
 
     def close(self) -> None:
         super().close()
         self.providers.close()
-        if self.audit is not None:
-            self.audit.close()
+        self.audit.close()
         self.custody.close()
 
     def commit(self, *aggregates: Aggregate, custody: tuple[CustodyRow, ...] = ()) -> None:

@@ -1,5 +1,5 @@
-"""Event recorders: events, the custody rows they reference and (on SQLite) their Merkle
-leaves, in one transaction."""
+"""Event recorders: events, the custody rows they reference and their Merkle leaves,
+in one transaction."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Subscription,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteApplicationRecorder,
@@ -26,8 +26,9 @@ from eventsourcing.sqlite import (
 )
 from psycopg import Cursor
 from psycopg.rows import DictRow
+from psycopg.sql import SQL
 
-from ledger.audit.store import AUDIT_SCHEMA, append_leaves, write_stream_labels
+from ledger.audit.store import AUDIT_SCHEMA, append_leaves, audit_schema, write_stream_labels
 from ledger.keys.store import CustodyRow, custody_schema, write_custody_rows
 
 STATEMENT_CACHE = 64
@@ -137,7 +138,16 @@ class SQLitePollingSubscription(ListenNotifySubscription[LedgerSQLiteRecorder]):
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
-    """The PostgreSQL recorder, writing `custody_rows` in the events' transaction."""
+    """The PostgreSQL recorder: `custody_rows` and one Merkle leaf per event, in the
+    events' transaction (the audit tables are created with the events table)."""
+
+    #: Append a Merkle leaf for every stored event (off only to measure what it costs).
+    audit_leaves = True
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        for statement in audit_schema("BYTEA", "BIGINT", datastore.schema):
+            self.sql_create_statements.append(SQL(statement).format())
 
     def _insert_events(
         self,
@@ -150,3 +160,19 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     ) -> None:
         write_custody_rows(curs, custody_rows, "%s", self.datastore.schema)
         super()._insert_events(curs, stored_events, **kwargs)
+
+    def _fetch_ids_after_insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        *,
+        stream_labels: tuple[tuple[str, str], ...] = (),
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if self.audit_leaves:
+            # After the events: this transaction holds the events table's EXCLUSIVE lock,
+            # so the next leaf position read inside it cannot be taken by another writer.
+            append_leaves(curs, stored_events, "%s", self.datastore.schema)
+            write_stream_labels(curs, stream_labels, "%s", self.datastore.schema)
+        return ids

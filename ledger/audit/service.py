@@ -25,7 +25,7 @@ from ledger.audit.note import (
     sign_checkpoint,
 )
 from ledger.audit.proofs import ProofError, verify_consistency
-from ledger.audit.store import CheckpointRow, SqliteAuditStore
+from ledger.audit.store import AuditStore, CheckpointRow
 from ledger.audit.tree import Tree
 from ledger.audit.verifier import Problem, Progress, SignedRoot, VerifyReport, verify_log
 from ledger.domain.access import ACCESS_ID
@@ -71,7 +71,7 @@ def default_origin(vault_url: str) -> str:
 class AuditService:
     """Checkpoints signed with the log key in custody; proofs from the stored tree."""
 
-    def __init__(self, ledger: Ledger, store: SqliteAuditStore) -> None:
+    def __init__(self, ledger: Ledger, store: AuditStore) -> None:
         self.ledger = ledger
         self.store = store
         self._lock = threading.Lock()

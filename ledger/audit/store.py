@@ -12,6 +12,7 @@ They are derived data, trusted by nobody: verification recomputes them from the 
 
 `SqliteAuditStore` is the read side (and the writer of nodes and checkpoints) on SQLite;
 it is the only place that knows SQLite's `rowid` and the events table's layout.
+`PostgresAuditStore` (`ledger/audit/postgres_store.py`) is the same on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -38,18 +39,30 @@ from ledger.audit.hashing import (
 )
 from ledger.audit.tree import TILE_HEIGHT, TILE_WIDTH
 
-AUDIT_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS audit_leaves ("
-    " position INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL,"
-    " leaf_hash BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS audit_nodes ("
-    " level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
-    " PRIMARY KEY (level, idx))",
-    "CREATE TABLE IF NOT EXISTS audit_streams (stream TEXT PRIMARY KEY, label TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS audit_checkpoints ("
-    " tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL, note TEXT NOT NULL,"
-    " created TEXT NOT NULL)",
-)
+if TYPE_CHECKING:
+    from ledger.audit.postgres_store import PostgresAuditStore
+    from ledger.database import DatabaseUrl
+
+
+def audit_schema(blob: str = "BLOB", integer: str = "INTEGER", schema: str = "") -> tuple[str, ...]:
+    """The audit tables: SQLite's types by default; PostgreSQL's are BYTEA and BIGINT."""
+    q = f'"{schema}".' if schema else ""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {q}audit_leaves ("
+        f" position {integer} PRIMARY KEY, stream TEXT NOT NULL, version {integer} NOT NULL,"
+        f" leaf_hash {blob} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {q}audit_nodes ("
+        f" level INTEGER NOT NULL, idx {integer} NOT NULL, hash {blob} NOT NULL,"
+        " PRIMARY KEY (level, idx))",
+        f"CREATE TABLE IF NOT EXISTS {q}audit_streams"
+        " (stream TEXT PRIMARY KEY, label TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {q}audit_checkpoints ("
+        f" tree_size {integer} PRIMARY KEY, root_hash {blob} NOT NULL, note TEXT NOT NULL,"
+        " created TEXT NOT NULL)",
+    )
+
+
+AUDIT_SCHEMA = audit_schema()
 
 
 _TAIL = struct.Struct(">QQI").pack
@@ -68,31 +81,41 @@ def _leaf_hash(position: int, s: StoredEvent) -> tuple[str, bytes]:
     return stream, hashlib.sha256(data + s.state).digest()
 
 
-def append_leaves(cursor: Any, stored_events: Sequence[StoredEvent], param: str = "?") -> None:
-    """Append one leaf per event at the next positions (read inside this transaction)."""
+def append_leaves(
+    cursor: Any, stored_events: Sequence[StoredEvent], param: str = "?", schema: str = ""
+) -> None:
+    """Append one leaf per event at the next positions (read inside this transaction).
+
+    `schema` qualifies the table (PostgreSQL); the cursor may return tuples or dicts.
+    """
     if not stored_events:
         return
     p = param
-    cursor.execute("SELECT MAX(position) FROM audit_leaves")
-    last = cursor.fetchone()[0]
+    q = f'"{schema}".' if schema else ""
+    cursor.execute(f"SELECT MAX(position) AS last FROM {q}audit_leaves")
+    row = cursor.fetchone()
+    last = row["last"] if isinstance(row, dict) else row[0]
     start = 0 if last is None else int(last) + 1
     rows = []
     for offset, s in enumerate(stored_events):
         stream, h = _leaf_hash(start + offset, s)
         rows.append((start + offset, stream, s.originator_version, h))
     cursor.executemany(
-        "INSERT INTO audit_leaves (position, stream, version, leaf_hash)"
+        f"INSERT INTO {q}audit_leaves (position, stream, version, leaf_hash)"
         f" VALUES ({p}, {p}, {p}, {p})",
         rows,
     )
 
 
-def write_stream_labels(cursor: Any, labels: Sequence[tuple[str, str]], param: str = "?") -> None:
+def write_stream_labels(
+    cursor: Any, labels: Sequence[tuple[str, str]], param: str = "?", schema: str = ""
+) -> None:
     """Name new streams (`certificate 'web'`), so a report can name them once they are gone."""
     if not labels:
         return
+    q = f'"{schema}".' if schema else ""
     cursor.executemany(
-        f"INSERT INTO audit_streams (stream, label) VALUES ({param}, {param})", labels
+        f"INSERT INTO {q}audit_streams (stream, label) VALUES ({param}, {param})", labels
     )
 
 
@@ -122,7 +145,112 @@ class CheckpointRow:
     created: str
 
 
-class SqliteAuditStore:
+class StoredTree:
+    """What both stores share: the node cache's filling and lookups by binary search.
+
+    A store gives the SQL: leaves, cached nodes, and where an event is in the events table.
+    """
+
+    _lock: threading.RLock
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def leaf(self, position: int) -> LeafRow | None:
+        raise NotImplementedError
+
+    def leaf_hashes(self, start: int, stop: int) -> list[bytes]:
+        raise NotImplementedError
+
+    def cached_node(self, level: int, index: int) -> bytes | None:
+        raise NotImplementedError
+
+    def _highest_tile(self) -> int | None:
+        """The index of the highest cached tile (level TILE_HEIGHT), if any."""
+        raise NotImplementedError
+
+    def _insert_nodes(self, nodes: list[tuple[int, int, bytes]]) -> None:
+        """Cache (level, index, hash) rows, keeping any already there."""
+        raise NotImplementedError
+
+    def _event_rowid(self, stream: str, version: int) -> int | None:
+        """The event's place in recording order (SQLite rowid, PostgreSQL notification id)."""
+        raise NotImplementedError
+
+    def fill_nodes(self, size: int, batch_tiles: int = 4096) -> int:
+        """Cache every complete perfect subtree of 16+ leaves within `size`; how many new.
+
+        Continues after the highest cached tile, so it reads only leaves added since.
+        """
+        tiles = size >> TILE_HEIGHT
+        highest = self._highest_tile()
+        first = 0 if highest is None else highest + 1
+        if first >= tiles:
+            return 0
+        level_nodes: dict[int, bytes] = {}
+        for t in range(first, tiles, batch_tiles):
+            stop = min(tiles, t + batch_tiles)
+            leaves = self.leaf_hashes(t << TILE_HEIGHT, stop << TILE_HEIGHT)
+            for i in range(t, stop):
+                offset = (i - t) << TILE_HEIGHT
+                level_nodes[i] = fold_perfect(leaves[offset : offset + TILE_WIDTH])
+        new: list[tuple[int, int, bytes]] = []
+        level = TILE_HEIGHT
+        while level_nodes:
+            new += [(level, i, h) for i, h in level_nodes.items()]
+            parents: dict[int, bytes] = {}
+            for i in sorted(level_nodes):
+                parent = i >> 1
+                if parent in parents or (parent + 1) << (level + 1) > size:
+                    continue
+                left = level_nodes.get(2 * parent) or self.cached_node(level, 2 * parent)
+                right = level_nodes.get(2 * parent + 1) or self.cached_node(level, 2 * parent + 1)
+                if left is not None and right is not None:
+                    parents[parent] = node_hash(left, right)
+            level, level_nodes = level + 1, parents
+        self._insert_nodes(new)
+        return len(new)
+
+    def position_of(self, stream: str, version: int, low: int = 0) -> int | None:
+        """The leaf position of an event, by binary search (positions follow rowids).
+
+        None when the event or its leaf is not found, as in a damaged log.
+        """
+        with self._lock:
+            target = self._event_rowid(stream, version)
+            if target is None:
+                return None
+            high = self.size() - 1
+            while low <= high:
+                middle = (low + high) // 2
+                leaf = self.leaf(middle)
+                if leaf is None:
+                    return None
+                if (leaf.stream, leaf.version) == (stream, version):
+                    return middle
+                found = self._event_rowid(leaf.stream, leaf.version)
+                if found is None:
+                    return None
+                if found < target:
+                    low = middle + 1
+                else:
+                    high = middle - 1
+        return None
+
+    def rowid_hints(self, positions: Sequence[int]) -> list[int | None]:
+        """The rowid of the event each position's leaf row names (None if there is none).
+
+        A hint only: a damaged log may name the wrong event; callers check event counts.
+        """
+        found: list[int | None] = []
+        with self._lock:
+            for position in positions:
+                leaf = self.leaf(position)
+                found.append(None if leaf is None else self._event_rowid(leaf.stream, leaf.version))
+        return found
+
+
+class SqliteAuditStore(StoredTree):
     """Reads leaves, nodes and events from the ledger's SQLite file; keeps checkpoints."""
 
     def __init__(self, path: Path, events_table: str = "stored_events") -> None:
@@ -175,51 +303,24 @@ class SqliteAuditStore:
             ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def fill_nodes(self, size: int, batch_tiles: int = 4096) -> int:
-        """Cache every complete perfect subtree of 16+ leaves within `size`; how many new.
-
-        Continues after the highest cached tile, so it reads only leaves added since.
-        """
-        tiles = size >> TILE_HEIGHT
+    def _highest_tile(self) -> int | None:
         with self._lock:
             row = self._db.execute(
                 "SELECT MAX(idx) FROM audit_nodes WHERE level = ?", (TILE_HEIGHT,)
             ).fetchone()
-        first = 0 if row[0] is None else int(row[0]) + 1
-        if first >= tiles:
-            return 0
-        level_nodes: dict[int, bytes] = {}
-        for t in range(first, tiles, batch_tiles):
-            stop = min(tiles, t + batch_tiles)
-            leaves = self.leaf_hashes(t << TILE_HEIGHT, stop << TILE_HEIGHT)
-            for i in range(t, stop):
-                offset = (i - t) << TILE_HEIGHT
-                level_nodes[i] = fold_perfect(leaves[offset : offset + TILE_WIDTH])
-        new: list[tuple[int, int, bytes]] = []
-        level = TILE_HEIGHT
-        while level_nodes:
-            new += [(level, i, h) for i, h in level_nodes.items()]
-            parents: dict[int, bytes] = {}
-            for i in sorted(level_nodes):
-                parent = i >> 1
-                if parent in parents or (parent + 1) << (level + 1) > size:
-                    continue
-                left = level_nodes.get(2 * parent) or self.cached_node(level, 2 * parent)
-                right = level_nodes.get(2 * parent + 1) or self.cached_node(level, 2 * parent + 1)
-                if left is not None and right is not None:
-                    parents[parent] = node_hash(left, right)
-            level, level_nodes = level + 1, parents
+        return None if row[0] is None else int(row[0])
+
+    def _insert_nodes(self, nodes: list[tuple[int, int, bytes]]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", new
+                    "INSERT OR IGNORE INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes
                 )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return len(new)
 
     def leaf(self, position: int) -> LeafRow | None:
         with self._lock:
@@ -235,32 +336,6 @@ class SqliteAuditStore:
             (UUID(stream).hex, version),
         ).fetchone()
         return None if row is None else int(row[0])
-
-    def position_of(self, stream: str, version: int, low: int = 0) -> int | None:
-        """The leaf position of an event, by binary search (positions follow rowids).
-
-        None when the event or its leaf is not found, as in a damaged log.
-        """
-        with self._lock:
-            target = self._event_rowid(stream, version)
-            if target is None:
-                return None
-            high = self.size() - 1
-            while low <= high:
-                middle = (low + high) // 2
-                leaf = self.leaf(middle)
-                if leaf is None:
-                    return None
-                if (leaf.stream, leaf.version) == (stream, version):
-                    return middle
-                found = self._event_rowid(leaf.stream, leaf.version)
-                if found is None:
-                    return None
-                if found < target:
-                    low = middle + 1
-                else:
-                    high = middle - 1
-        return None
 
     def leaf_rows(self, start: int, stop: int) -> list[LeafRow]:
         with self._lock:
@@ -329,18 +404,6 @@ class SqliteAuditStore:
         )
         while rows := cursor.fetchmany(batch):
             yield rows
-
-    def rowid_hints(self, positions: Sequence[int]) -> list[int | None]:
-        """The rowid of the event each position's leaf row names (None if there is none).
-
-        A hint only: a damaged log may name the wrong event; callers check event counts.
-        """
-        found: list[int | None] = []
-        with self._lock:
-            for position in positions:
-                leaf = self.leaf(position)
-                found.append(None if leaf is None else self._event_rowid(leaf.stream, leaf.version))
-        return found
 
     def stream_at(self, position: int) -> str | None:
         """The stream of the event stored at `position` in recording order (rowid order)."""
@@ -425,3 +488,16 @@ class SqliteAuditStore:
                 raise
         self.fill_nodes(count)
         return count
+
+
+AuditStore = Union["SqliteAuditStore", "PostgresAuditStore"]
+
+
+def open_audit_store(url: DatabaseUrl) -> AuditStore:
+    """The audit store of the ledger's database, SQLite file or PostgreSQL schema."""
+    if url.is_sqlite:
+        assert url.path is not None
+        return SqliteAuditStore(url.path)
+    from ledger.audit.postgres_store import PostgresAuditStore
+
+    return PostgresAuditStore(url)

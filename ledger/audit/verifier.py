@@ -38,10 +38,14 @@ CHUNK_EVENTS = 65_536  # a multiple of the tile width
 
 
 class VerifySource(Protocol):
-    """What verification reads."""
+    """What verification reads. `path` is the SQLite file worker processes reopen
+    (None: the scan stays in this process)."""
 
-    path: Path
-    events_table: str
+    @property
+    def path(self) -> Path | None: ...
+
+    @property
+    def events_table(self) -> str: ...
 
     def iter_events(
         self, first: int | None = None, last: int | None = None
@@ -510,7 +514,7 @@ def verify_log(
     events = source.event_count()
     leaf_rows, leaf_end = source.leaf_extent()
     jobs = jobs or (default_jobs() if events >= PARALLEL_FROM else 1)
-    if not _can_fork():
+    if not _can_fork() or source.path is None:
         jobs = 1
     chunks = plan(source, events, signed, leaf_end, every_leaf, CHUNK_EVENTS) if jobs > 1 else None
     results = _scan_parallel(source, chunks, jobs, progress) if chunks else None
@@ -531,6 +535,7 @@ def verify_log(
 def _scan_parallel(
     source: VerifySource, chunks: list[Chunk], jobs: int, progress: Progress | None
 ) -> list[ChunkResult]:
+    assert source.path is not None
     tasks = [(str(source.path), source.events_table, chunk) for chunk in chunks]
     results = []
     with multiprocessing.get_context("fork").Pool(min(jobs, len(chunks))) as pool:

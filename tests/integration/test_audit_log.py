@@ -35,7 +35,7 @@ from tests.integration.conftest import Clock, PolicyFactory
 
 @pytest.fixture
 def backend() -> str:
-    """The Merkle log is kept on SQLite ledgers; these tests also tamper with the file."""
+    """These tests tamper with the SQLite file (test_audit_log_postgres.py: PostgreSQL)."""
     return "sqlite"
 
 
