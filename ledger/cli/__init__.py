@@ -124,9 +124,9 @@ def main(
 
 
 def _register() -> None:
-    from ledger.cli import access, cert, demo, issuer, keys, views, worker
+    from ledger.cli import access, cert, demo, issuer, keys, serve, token, views, worker
 
-    for module in (cert, keys, issuer, access, worker, views, demo):
+    for module in (cert, keys, issuer, access, worker, views, serve, token, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -70,6 +70,8 @@ class CustodyStore(Protocol):
 
     def get_blob(self, ref: str) -> SealedBlob | None: ...
 
+    def blobs_of(self, owner: str) -> list[SealedBlob]: ...
+
     def destroy_owner(self, owner: str) -> None: ...
 
     def close(self) -> None: ...
@@ -99,6 +101,14 @@ class SqlCustodyStore:
             return None
         row = rows[0]
         return SealedBlob(row[0], row[1], row[2], bytes(row[3]), bytes(row[4]))
+
+    def blobs_of(self, owner: str) -> list[SealedBlob]:
+        rows = self._db.execute(
+            "SELECT ref, owner, kind, nonce, ciphertext FROM custody_blobs WHERE owner = ?"
+            " ORDER BY ref",
+            (owner,),
+        )
+        return [SealedBlob(r[0], r[1], r[2], bytes(r[3]), bytes(r[4])) for r in rows]
 
     def destroy_owner(self, owner: str) -> None:
         with self._db.transaction() as cur:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -54,14 +54,25 @@ def _check_key_matches(key: PrivateKeyTypes | None, cert: x509.Certificate) -> N
         raise ValueError("the private key does not match the certificate")
 
 
+_PKCS12_KEYS = (
+    rsa.RSAPrivateKey,
+    dsa.DSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+)
+
+
 def to_pkcs12(
-    key: pkcs12.PKCS12PrivateKeyTypes | None,
+    key: PrivateKeyTypes | None,
     cert: x509.Certificate,
     chain: Sequence[x509.Certificate],
     *,
     friendly_name: str | None = None,
 ) -> bytes:
     """A PFX without password holding the key (if any), the certificate and its chain."""
+    if key is not None and not isinstance(key, _PKCS12_KEYS):
+        raise ValueError(f"a {type(key).__name__} cannot be stored in PKCS#12")
     _check_key_matches(key, cert)
     name = friendly_name.encode("utf-8") if friendly_name else None
     return pkcs12.serialize_key_and_certificates(
