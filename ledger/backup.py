@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import json
 import os
+import uuid
 import zlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ FORMAT = 1
 MAX_BACKUP_BYTES = 16 * 1024 * 1024
 _SKIPPED = {get_topic(Certificate.Registered), get_topic(Certificate.Purged)}
 _PURGED = get_topic(Certificate.Purged)
+_VERSIONED = {get_topic(Certificate.OperationOpened), get_topic(Certificate.CertificateImported)}
 
 
 def _derive(key: bytes, purpose: bytes) -> bytes:
@@ -159,14 +161,22 @@ def restore_backup(ledger: Ledger, codec: BackupCodec, ctx: Ctx, blob: bytes) ->
                 inner_code="ObjectIsDeletedButRecoverable",
             )
         raise Conflict(f"certificate {name!r} already exists: a restore needs a free name")
+    renamed: dict[str, str] = {}
     if cert is None:
         cert = Certificate.register(ctx, name)
+    else:
+        used = _used_versions(ledger, cert)
+        for event in history:
+            version = getattr(event, "version", None)
+            if isinstance(version, str) and version in used and version not in renamed:
+                renamed[version] = uuid.uuid4().hex
     cert.restore(
         ctx,
         backup_sha256=hashlib.sha256(blob).hexdigest(),
         source_id=str(source_id),
         source_vault=str(payload.get("vault", "")),
         history=history,
+        renamed=renamed,
     )
     try:
         rows = ledger.custody.import_owner(key_owner(cert), codec.kek, export)
@@ -174,3 +184,12 @@ def restore_backup(ledger: Ledger, codec: BackupCodec, ctx: Ctx, blob: bytes) ->
         raise Conflict(f"cannot restore {name!r}: {exc}") from exc
     ledger.commit(cert, custody=rows)
     return cert
+
+
+def _used_versions(ledger: Ledger, cert: Certificate) -> set[str]:
+    """Version ids this stream has used, in any generation (the views key versions by id)."""
+    used: set[str] = set()
+    for stored in ledger.recorder.select_events(cert.id, lte=cert.version):
+        if stored.topic in _VERSIONED:
+            used.add(str(getattr(ledger.mapper.to_domain_event(stored), "version", "")))
+    return used

@@ -363,12 +363,15 @@ class Certificate(Aggregate):
         source_id: str,
         source_vault: str,
         history: Sequence[Any],
+        renamed: dict[str, str] | None = None,
     ) -> None:
         """Replay a backup's history on this name: a `Restored` marker, then each event again.
 
         The replayed events carry the restoring principal and request; the marker keeps
-        who did what, and when, in the source ledger.
+        who did what, and when, in the source ledger. `renamed` maps version ids this
+        stream has used before (a restore after a purge) to fresh ones.
         """
+        renamed = renamed or {}
         self._check_not_deleted()
         if self.exists:
             raise Conflict(f"certificate {self.name!r} exists: a restore needs a free name")
@@ -391,9 +394,13 @@ class Certificate(Aggregate):
                 }
                 for e in history
             ],
+            renamed=renamed,
         )
         for event in history:
             fields = {k: v for k, v in event.__dict__.items() if k not in _ENVELOPE_FIELDS}
+            for key in ("version", "previous_version"):
+                if fields.get(key) in renamed:
+                    fields[key] = renamed[fields[key]]
             self._emit(type(event), ctx, **fields)  # type: ignore[arg-type]
 
     # -- events -----------------------------------------------------------
@@ -614,6 +621,7 @@ class Certificate(Aggregate):
         source_id: str
         source_vault: str
         history: list[dict[str, Any]]
+        renamed: dict[str, str]
 
         def apply(self, aggregate: Certificate) -> None:
             pass  # a marker: the replayed events that follow carry the state
