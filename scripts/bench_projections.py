@@ -40,14 +40,22 @@ CTX = Ctx("bench")
 def sample_facts() -> tuple[str, X509Facts]:
     """One real certificate (public facts only) shared by the synthetic versions."""
     policy = policy_from_options(
-        subject="CN=bench.example", sans=["bench.example"], kty="EC", size=None, curve="P-256",
-        validity_months=12, issuer="Self", content_type=None,
+        subject="CN=bench.example",
+        sans=["bench.example"],
+        kty="EC",
+        size=None,
+        curve="P-256",
+        validity_months=12,
+        issuer="Self",
+        content_type=None,
     )
     key = generate_private_key("EC", None, "P-256")
     cert = self_signed(key, profile_from_policy(policy), now=datetime.now(UTC))
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     facts = X509Facts(
         cert_der=base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode(),
         chain_der=[],
@@ -62,8 +70,14 @@ def sample_facts() -> tuple[str, X509Facts]:
 def generate(ledger: Ledger, certs: int, offset: int = 0, batch: int = 500) -> int:
     """Write `certs` certificates, two versions each, in bulk; returns the events written."""
     policy = policy_from_options(
-        subject="CN=bench.example", sans=["bench.example"], kty="EC", size=None, curve="P-256",
-        validity_months=12, issuer="Self", content_type=None,
+        subject="CN=bench.example",
+        sans=["bench.example"],
+        kty="EC",
+        size=None,
+        curve="P-256",
+        validity_months=12,
+        issuer="Self",
+        content_type=None,
     )
     pem, facts = sample_facts()
     written = 0
@@ -75,8 +89,14 @@ def generate(ledger: Ledger, certs: int, offset: int = 0, batch: int = 500) -> i
             for _ in range(2):
                 cert.open_operation(CTX, uuid.uuid4().hex, "Self", "application/x-pkcs12")
                 cert.create_key_pair(
-                    CTX, key_id=uuid.uuid4().hex, kty="EC", key_size=None, crv="P-256",
-                    public_key_pem=pem, exportable=True, reused=False,
+                    CTX,
+                    key_id=uuid.uuid4().hex,
+                    kty="EC",
+                    key_size=None,
+                    crv="P-256",
+                    public_key_pem=pem,
+                    exportable=True,
+                    reused=False,
                 )
                 cert.issue_csr(CTX, "Q1NS", "00")
                 cert.merge_x509(CTX, facts, source="self")
@@ -144,7 +164,10 @@ def query_latency(ledger: Ledger, certs: int, runs: int = 200) -> tuple[float, f
     soon = datetime.now(UTC) + timedelta(days=400)
     by_filter = timed(
         lambda i: queries.inventory(
-            issuer="Self", expires_within_days=400, now=soon - timedelta(days=400), limit=50,
+            issuer="Self",
+            expires_within_days=400,
+            now=soon - timedelta(days=400),
+            limit=50,
             after=f"cert-{(i * 7919) % certs:07d}",
         )
     )
