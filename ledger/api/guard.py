@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qs
 
 from ledger.api.errors import JSON, error_body
@@ -22,17 +22,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-API_VERSIONS = (
-    "7.0",
-    "7.1",
-    "7.2",
-    "7.3",
-    "7.4",
-    "7.5",
-    "7.6",
-    "2025-07-01",
-    "2026-04-01",
-)
+ApiVersion = Literal["7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"]
+API_VERSIONS: tuple[str, ...] = get_args(ApiVersion)
 AUTHORITY = "https://login.microsoftonline.com/common"
 RESOURCE = "https://vault.azure.net"
 CHALLENGE = f'Bearer authorization="{AUTHORITY}", resource="{RESOURCE}"'

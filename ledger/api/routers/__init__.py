@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-ApiVersion = Literal["7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"]
+from ledger.api.guard import ApiVersion
+
+NAME_PATTERN = r"^[0-9A-Za-z-]{1,127}$"
+Name = Annotated[str, Path(pattern=NAME_PATTERN, description="1 to 127 letters, digits, hyphens.")]
 _bearer = HTTPBearer(auto_error=False, description="A token from `certledger token issue`.")
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from ledger.api import models, render
-from ledger.api.routers import COMMON
+from ledger.api.routers import COMMON, Name
 from ledger.api.services import Call, call_of
 
 router = APIRouter(tags=["backup"], dependencies=COMMON, responses=models.ERRORS)
@@ -24,7 +24,7 @@ def restore_certificate(body: models.CertificateRestoreParameters, call: CallDep
 
 
 @router.post("/certificates/{name}/backup", response_model=models.BackupCertificateResult)
-def backup_certificate(name: str, call: CallDep) -> Response:
+def backup_certificate(name: Name, call: CallDep) -> Response:
     """An encrypted, authenticated blob of the certificate's history and keys."""
     blob = call.ledger.backup_certificate(call.ctx, name)
     return render.kv({"value": render.b64url(blob)})

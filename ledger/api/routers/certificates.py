@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from ledger.api import models, render
 from ledger.api.paging import decode_token, next_link, offset_page, page_size
-from ledger.api.routers import COMMON
+from ledger.api.routers import COMMON, Name
 from ledger.api.services import Call, call_of
 
 router = APIRouter(tags=["certificates"], dependencies=COMMON, responses=models.ERRORS)
@@ -46,7 +46,7 @@ def list_certificates(
     response_model=models.CertificateOperation,
 )
 def create_certificate(
-    name: str, body: models.CertificateCreateParameters, request: Request, call: CallDep
+    name: Name, body: models.CertificateCreateParameters, request: Request, call: CallDep
 ) -> Response:
     """Start creating a certificate (or its next version): 202 with the pending operation."""
     cert = call.ledger.create_certificate(call.ctx, name, body.policy, tags=body.tags)
@@ -62,7 +62,7 @@ def create_certificate(
 
 @router.post("/certificates/{name}/import", response_model=models.CertificateBundle)
 def import_certificate(
-    name: str, body: models.CertificateImportParameters, call: CallDep
+    name: Name, body: models.CertificateImportParameters, call: CallDep
 ) -> Response:
     """Import a PFX or PEM (private key, certificate, chain) as a new current version."""
     value = body.value.strip()
@@ -76,7 +76,7 @@ def import_certificate(
 
 @router.get("/certificates/{name}/versions", response_model=models.CertificateListResult)
 def list_versions(
-    name: str,
+    name: Name,
     request: Request,
     call: CallDep,
     maxresults: MaxResults = None,
@@ -89,21 +89,21 @@ def list_versions(
 
 
 @router.get("/certificates/{name}/policy")
-def get_policy(name: str, call: CallDep) -> Response:
+def get_policy(name: Name, call: CallDep) -> Response:
     """The certificate's policy."""
     call.authorize("get", f"certificates/{name}/policy")
     return render.kv(call.reads().policy(name))
 
 
 @router.patch("/certificates/{name}/policy")
-def update_policy(name: str, body: dict[str, Any], call: CallDep) -> Response:
+def update_policy(name: Name, body: dict[str, Any], call: CallDep) -> Response:
     """Merge a partial policy onto the stored one (applies to the next version)."""
     call.ledger.update_policy(call.ctx, name, body)
     return render.kv(call.reads().policy(name))
 
 
 @router.get("/certificates/{name}", response_model=models.CertificateBundle)
-def get_certificate(name: str, call: CallDep) -> Response:
+def get_certificate(name: Name, call: CallDep) -> Response:
     """The current version."""
     call.authorize("get", f"certificates/{name}")
     return render.kv(call.render(call.reads().certificate(name)))
@@ -112,12 +112,12 @@ def get_certificate(name: str, call: CallDep) -> Response:
 @router.get(
     "/certificates/{name}/", response_model=models.CertificateBundle, include_in_schema=False
 )
-def get_certificate_slash(name: str, call: CallDep) -> Response:
+def get_certificate_slash(name: Name, call: CallDep) -> Response:
     return get_certificate(name, call)
 
 
 @router.get("/certificates/{name}/{version}", response_model=models.CertificateBundle)
-def get_certificate_version(name: str, version: str, call: CallDep) -> Response:
+def get_certificate_version(name: Name, version: str, call: CallDep) -> Response:
     """A version of the certificate."""
     call.authorize("get", f"certificates/{name}")
     return render.kv(call.render(call.reads().certificate(name, version)))
@@ -125,7 +125,7 @@ def get_certificate_version(name: str, version: str, call: CallDep) -> Response:
 
 @router.patch("/certificates/{name}/{version}", response_model=models.CertificateBundle)
 def update_certificate(
-    name: str, version: str, body: models.CertificateUpdateParameters, call: CallDep
+    name: Name, version: str, body: models.CertificateUpdateParameters, call: CallDep
 ) -> Response:
     """Update a version's attributes (enabled) and tags; a policy here is merged too."""
     enabled = body.attributes.enabled if body.attributes else None
@@ -140,12 +140,12 @@ def update_certificate(
 @router.patch(
     "/certificates/{name}/", response_model=models.CertificateBundle, include_in_schema=False
 )
-def update_current(name: str, body: models.CertificateUpdateParameters, call: CallDep) -> Response:
+def update_current(name: Name, body: models.CertificateUpdateParameters, call: CallDep) -> Response:
     return update_certificate(name, "", body, call)
 
 
 @router.delete("/certificates/{name}", response_model=models.DeletedCertificateBundle)
-def delete_certificate(name: str, call: CallDep) -> Response:
+def delete_certificate(name: Name, call: CallDep) -> Response:
     """Soft delete: recoverable for the vault's retention period, the name stays taken."""
     call.ledger.delete_certificate(call.ctx, name)
     return render.kv(call.render(call.reads().deleted(name)))

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from ledger.api import models, render
 from ledger.api.paging import offset_page
-from ledger.api.routers import COMMON
+from ledger.api.routers import COMMON, Name
 from ledger.api.services import Call, call_of
 
 router = APIRouter(tags=["deleted certificates"], dependencies=COMMON, responses=models.ERRORS)
@@ -31,19 +31,19 @@ def list_deleted(
 
 
 @router.get("/deletedcertificates/{name}", response_model=models.DeletedCertificateBundle)
-def get_deleted(name: str, call: CallDep) -> Response:
+def get_deleted(name: Name, call: CallDep) -> Response:
     call.authorize("get", f"deletedcertificates/{name}")
     return render.kv(call.render(call.reads().deleted(name)))
 
 
 @router.delete("/deletedcertificates/{name}", status_code=204)
-def purge_deleted(name: str, call: CallDep) -> Response:
+def purge_deleted(name: Name, call: CallDep) -> Response:
     """Purge: the keys are destroyed for good; the history stays in the log."""
     call.ledger.purge_certificate(call.ctx, name)
     return Response(status_code=204)
 
 
 @router.post("/deletedcertificates/{name}/recover", response_model=models.CertificateBundle)
-def recover_deleted(name: str, call: CallDep) -> Response:
+def recover_deleted(name: Name, call: CallDep) -> Response:
     call.ledger.recover_certificate(call.ctx, name)
     return render.kv(call.render(call.reads().certificate(name)))

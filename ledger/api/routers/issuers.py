@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from ledger.api import models, render
 from ledger.api.paging import offset_page
-from ledger.api.routers import COMMON
+from ledger.api.routers import COMMON, Name
 from ledger.api.services import Call, call_of
 
 router = APIRouter(tags=["issuers"], dependencies=COMMON, responses=models.ERRORS)
@@ -35,7 +35,7 @@ def list_issuers(
 
 
 @router.put("/certificates/issuers/{name}", response_model=models.IssuerBundle)
-def set_issuer(name: str, body: models.CertificateIssuerSetParameters, call: CallDep) -> Response:
+def set_issuer(name: Name, body: models.CertificateIssuerSetParameters, call: CallDep) -> Response:
     """Create or replace an issuer: its provider (e.g. LocalCA), credentials, organisation."""
     creds, org = body.credentials, body.org_details
     call.ledger.set_issuer(
@@ -53,7 +53,7 @@ def set_issuer(name: str, body: models.CertificateIssuerSetParameters, call: Cal
 
 @router.patch("/certificates/issuers/{name}", response_model=models.IssuerBundle)
 def update_issuer(
-    name: str, body: models.CertificateIssuerUpdateParameters, call: CallDep
+    name: Name, body: models.CertificateIssuerUpdateParameters, call: CallDep
 ) -> Response:
     """Change some of an issuer's settings; the others stay."""
     call.authorize("setissuers", f"certificates/issuers/{name}")
@@ -81,13 +81,13 @@ def update_issuer(
 
 
 @router.get("/certificates/issuers/{name}", response_model=models.IssuerBundle)
-def get_issuer(name: str, call: CallDep) -> Response:
+def get_issuer(name: Name, call: CallDep) -> Response:
     call.authorize("getissuers", f"certificates/issuers/{name}")
     return render.kv(call.reads().issuer(name))
 
 
 @router.delete("/certificates/issuers/{name}", response_model=models.IssuerBundle)
-def delete_issuer(name: str, call: CallDep) -> Response:
+def delete_issuer(name: Name, call: CallDep) -> Response:
     """Delete an issuer; answers the issuer as it was."""
     call.authorize("deleteissuers", f"certificates/issuers/{name}")
     before = call.reads().issuer(name)

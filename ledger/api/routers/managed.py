@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from ledger.api import models, render
-from ledger.api.routers import COMMON
+from ledger.api.routers import COMMON, Name
 from ledger.api.services import Call, call_of
 from ledger.domain.errors import Conflict, Forbidden
 
@@ -28,23 +28,23 @@ def _key(name: str, version: str | None, call: Call) -> Response:
 
 
 @router.get("/keys/{name}", response_model=models.KeyBundle)
-def get_key(name: str, call: CallDep) -> Response:
+def get_key(name: Name, call: CallDep) -> Response:
     """The current version's key (public JWK); the private key never leaves the vault."""
     return _key(name, None, call)
 
 
 @router.get("/keys/{name}/", response_model=models.KeyBundle, include_in_schema=False)
-def get_key_slash(name: str, call: CallDep) -> Response:
+def get_key_slash(name: Name, call: CallDep) -> Response:
     return _key(name, None, call)
 
 
 @router.get("/keys/{name}/{version}", response_model=models.KeyBundle)
-def get_key_version(name: str, version: str, call: CallDep) -> Response:
+def get_key_version(name: Name, version: str, call: CallDep) -> Response:
     return _key(name, version, call)
 
 
 @router.post("/keys/{name}/{version}/sign", response_model=models.KeyOperationResult)
-def sign(name: str, version: str, body: models.KeySignParameters, call: CallDep) -> Response:
+def sign(name: Name, version: str, body: models.KeySignParameters, call: CallDep) -> Response:
     """Sign a digest with the certificate's private key (refused when disabled or expired)."""
     digest = render.unb64(body.value, "value")
     signature, v = call.ledger.sign(call.ctx, name, version or None, body.alg, digest)
@@ -53,7 +53,7 @@ def sign(name: str, version: str, body: models.KeySignParameters, call: CallDep)
 
 
 @router.post("/keys/{name}/{version}/verify", response_model=models.KeyVerifyResult)
-def verify(name: str, version: str, body: models.KeyVerifyParameters, call: CallDep) -> Response:
+def verify(name: Name, version: str, body: models.KeyVerifyParameters, call: CallDep) -> Response:
     """Check a signature of a digest with the certificate's public key."""
     digest = render.unb64(body.digest, "digest")
     signature = render.unb64(body.value, "value")
@@ -73,22 +73,22 @@ def _refuse(call: Call, kind: str, name: str, what: str, *, creating: bool) -> N
 
 
 @router.post("/keys/{name}/create", include_in_schema=False)
-def create_key(name: str, call: CallDep) -> Response:
+def create_key(name: Name, call: CallDep) -> Response:
     _refuse(call, "key", name, "create key", creating=True)
 
 
 @router.put("/keys/{name}", include_in_schema=False)
-def import_key(name: str, call: CallDep) -> Response:
+def import_key(name: Name, call: CallDep) -> Response:
     _refuse(call, "key", name, "import key", creating=True)
 
 
 @router.patch("/keys/{name}/{version}", include_in_schema=False)
-def update_key(name: str, version: str, call: CallDep) -> Response:
+def update_key(name: Name, version: str, call: CallDep) -> Response:
     _refuse(call, "key", name, "update key", creating=False)
 
 
 @router.delete("/keys/{name}", include_in_schema=False)
-def delete_key(name: str, call: CallDep) -> Response:
+def delete_key(name: Name, call: CallDep) -> Response:
     _refuse(call, "key", name, "delete key", creating=False)
 
 
@@ -103,31 +103,31 @@ def _secret(name: str, version: str | None, call: Call) -> Response:
 
 
 @router.get("/secrets/{name}", response_model=models.SecretBundle)
-def get_secret(name: str, call: CallDep) -> Response:
+def get_secret(name: Name, call: CallDep) -> Response:
     """The current version's secret: PKCS#12 (base64) or PEM, with the key if exportable."""
     return _secret(name, None, call)
 
 
 @router.get("/secrets/{name}/", response_model=models.SecretBundle, include_in_schema=False)
-def get_secret_slash(name: str, call: CallDep) -> Response:
+def get_secret_slash(name: Name, call: CallDep) -> Response:
     return _secret(name, None, call)
 
 
 @router.get("/secrets/{name}/{version}", response_model=models.SecretBundle)
-def get_secret_version(name: str, version: str, call: CallDep) -> Response:
+def get_secret_version(name: Name, version: str, call: CallDep) -> Response:
     return _secret(name, version, call)
 
 
 @router.put("/secrets/{name}", include_in_schema=False)
-def set_secret(name: str, call: CallDep) -> Response:
+def set_secret(name: Name, call: CallDep) -> Response:
     _refuse(call, "secret", name, "set secret", creating=True)
 
 
 @router.patch("/secrets/{name}/{version}", include_in_schema=False)
-def update_secret(name: str, version: str, call: CallDep) -> Response:
+def update_secret(name: Name, version: str, call: CallDep) -> Response:
     _refuse(call, "secret", name, "update secret", creating=False)
 
 
 @router.delete("/secrets/{name}", include_in_schema=False)
-def delete_secret(name: str, call: CallDep) -> Response:
+def delete_secret(name: Name, call: CallDep) -> Response:
     _refuse(call, "secret", name, "delete secret", creating=False)

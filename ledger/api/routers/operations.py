@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from ledger.api import models, render
-from ledger.api.routers import COMMON
+from ledger.api.routers import COMMON, Name
 from ledger.api.services import Call, call_of
 from ledger.domain.errors import BadParameter
 
@@ -18,7 +18,7 @@ CallDep = Annotated[Call, Depends(call_of)]
 
 
 @router.get("/certificates/{name}/pending", response_model=models.CertificateOperation)
-def get_operation(name: str, call: CallDep) -> Response:
+def get_operation(name: Name, call: CallDep) -> Response:
     """The pending (or last finished) creation operation."""
     call.authorize("get", f"certificates/{name}/pending")
     return render.kv(call.reads().operation(name))
@@ -26,7 +26,7 @@ def get_operation(name: str, call: CallDep) -> Response:
 
 @router.patch("/certificates/{name}/pending", response_model=models.CertificateOperation)
 def cancel_operation(
-    name: str, body: models.CertificateOperationUpdateParameter, call: CallDep
+    name: Name, body: models.CertificateOperationUpdateParameter, call: CallDep
 ) -> Response:
     """Request cancellation (honoured at the operation's next step)."""
     if not body.cancellation_requested:
@@ -37,7 +37,7 @@ def cancel_operation(
 
 
 @router.delete("/certificates/{name}/pending", response_model=models.CertificateOperation)
-def delete_operation(name: str, call: CallDep) -> Response:
+def delete_operation(name: Name, call: CallDep) -> Response:
     """Delete the operation, cancelling it if still in progress; answers what it was."""
     call.authorize("delete", f"certificates/{name}/pending")
     before = call.reads().operation(name)
@@ -52,7 +52,7 @@ def delete_operation(name: str, call: CallDep) -> Response:
     "/certificates/{name}/pending/merge", status_code=201, response_model=models.CertificateBundle
 )
 def merge_certificate(
-    name: str, body: models.CertificateMergeParameters, call: CallDep
+    name: Name, body: models.CertificateMergeParameters, call: CallDep
 ) -> Response:
     """Merge the CA-signed certificate (and chain) into the pending key pair."""
     pem = "".join(_pem(item, i) for i, item in enumerate(body.x5c))
