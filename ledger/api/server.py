@@ -92,15 +92,18 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], None])
         tls = ensure_server_tls(ledger, Ctx(settings.principal), list(options.tls_hosts))
         say(f"CA certificate: {tls.ca_file}")
         db = settings.database.connect()
+        if db.url.is_sqlite:
+            # The views are rebuilt from the log at will: their commits need not wait for
+            # the disk (the events' own commits still do).
+            db.execute("PRAGMA synchronous=NORMAL")
         projector = Projector(db, ledger.recorder, ledger.mapper)
         services = ApiServices(ledger, projector, Queries(db, vault_url))
         app = create_app(services, load_tokens(settings))
         if options.worker:
             args = (Worker(ledger), stop, services.worker_wake, options.worker_interval)
             threads.append(threading.Thread(target=_work, args=args, name="worker"))
-        if options.projections:
-            follower = Projector(settings.database.connect(), ledger.recorder, ledger.mapper)
-            threads.append(threading.Thread(target=_follow, args=(follower, stop), name="views"))
+        if options.projections:  # shares the readers' projector: one writer of the views
+            threads.append(threading.Thread(target=_follow, args=(projector, stop), name="views"))
         with tls.files() as (cert_file, key_file):
             config = uvicorn.Config(
                 app,

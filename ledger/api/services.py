@@ -23,6 +23,15 @@ class ApiServices:
     projector: Projector
     queries: Queries
     worker_wake: threading.Event = field(default_factory=threading.Event)
+    projected: int = 0  # every view has applied the log up to here
+
+    def caught_up(self) -> Queries:
+        """The queries, once the views hold every event stored so far (read-your-writes)."""
+        head = int(self.ledger.recorder.max_notification_id() or 0)
+        if head > self.projected:
+            self.projector.catch_up()
+            self.projected = max(self.projected, head)
+        return self.queries
 
     @property
     def base(self) -> str:
@@ -53,8 +62,7 @@ class Call:
 
     def reads(self) -> Queries:
         """The read side, caught up with every write made so far (read-your-writes)."""
-        self.services.projector.catch_up()
-        return self.services.queries
+        return self.services.caught_up()
 
     def render(self, body: Any) -> Any:
         """Key Vault JSON, with this vault's retention in every `attributes`."""

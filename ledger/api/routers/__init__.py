@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
-from ledger.api.guard import ApiVersion
+from fastapi import Path
 
 NAME_PATTERN = r"^[0-9A-Za-z-]{1,127}$"
 Name = Annotated[str, Path(pattern=NAME_PATTERN, description="1 to 127 letters, digits, hyphens.")]
-_bearer = HTTPBearer(auto_error=False, description="A token from `certledger token issue`.")
-
-
-def documented(
-    api_version: Annotated[ApiVersion, Query(alias="api-version")],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Describes what the guard middleware already checked (api-version and the token)."""
-
-
-COMMON = [Depends(documented)]
+# The guard middleware checks api-version and the token before any route runs; the
+# OpenAPI document describes both on every operation (see ledger/api/app.py).
+COMMON: list[Any] = []

@@ -297,6 +297,7 @@ def test_openapi_document_describes_the_routes(served: Served) -> None:
     assert "202" in create["responses"]
     params = {p["name"] for p in create["parameters"]}
     assert "api-version" in params
-    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert create["security"] == [{"bearer": []}]
     for path in ("/deletedcertificates/{name}", "/certificates/issuers/{name}", "/keys/{name}"):
         assert path in paths
