@@ -116,6 +116,7 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], None])
                 access_log=False,
                 lifespan="off",
                 server_header=False,
+                timeout_graceful_shutdown=5,
             )
             config.load()  # reads the key; the files are removed on leaving this block
         for thread in threads:

@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from ledger.application import PEM, Ledger
 from ledger.domain.certificate import Certificate
 from ledger.domain.context import Ctx
-from ledger.domain.errors import IssuerNotFound, LedgerError
+from ledger.domain.errors import Conflict, IssuerNotFound, LedgerError
 from ledger.domain.policy import CertificatePolicy
 from ledger.worker import Worker
 
@@ -90,7 +91,22 @@ def _usable(ledger: Ledger, cert: Certificate | None, hosts: Sequence[str]) -> b
 
 
 def ensure_server_tls(ledger: Ledger, ctx: Ctx, hosts: Sequence[str]) -> ServerTls:
-    """Issue (or reuse) the server certificate through the ledger; write the CA file."""
+    """Issue (or reuse) the server certificate through the ledger; write the CA file.
+
+    Several API processes starting together on one database may race here: the loser of
+    a concurrent change tries again and finds the winner's certificate.
+    """
+    for attempt in range(5):
+        try:
+            return _ensure_server_tls(ledger, ctx, hosts)
+        except Conflict:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _ensure_server_tls(ledger: Ledger, ctx: Ctx, hosts: Sequence[str]) -> ServerTls:
     if not hosts:
         raise ValueError("at least one TLS host name is needed")
     try:
