@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from ledger.api import models, render
-from ledger.api.routers import COMMON, Name
+from ledger.api.routers import Name
 from ledger.api.services import Call, call_of
 
-router = APIRouter(tags=["backup"], dependencies=COMMON, responses=models.ERRORS)
+router = APIRouter(tags=["backup"], responses=models.ERRORS)
 CallDep = Annotated[Call, Depends(call_of)]
 
 

@@ -9,10 +9,10 @@ from fastapi.responses import Response
 
 from ledger.api import models, render
 from ledger.api.paging import decode_token, next_link, offset_page, page_size
-from ledger.api.routers import COMMON, Name
+from ledger.api.routers import Name
 from ledger.api.services import Call, call_of
 
-router = APIRouter(tags=["certificates"], dependencies=COMMON, responses=models.ERRORS)
+router = APIRouter(tags=["certificates"], responses=models.ERRORS)
 CallDep = Annotated[Call, Depends(call_of)]
 MaxResults = Annotated[int | None, Query()]
 SkipToken = Annotated[str | None, Query(alias="$skiptoken")]

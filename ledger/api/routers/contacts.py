@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from ledger.api import models, render
-from ledger.api.routers import COMMON
 from ledger.api.services import Call, call_of
 
-router = APIRouter(tags=["contacts"], dependencies=COMMON, responses=models.ERRORS)
+router = APIRouter(tags=["contacts"], responses=models.ERRORS)
 CallDep = Annotated[Call, Depends(call_of)]
 
 

@@ -9,10 +9,10 @@ from fastapi.responses import Response
 
 from ledger.api import models, render
 from ledger.api.paging import offset_page
-from ledger.api.routers import COMMON, Name
+from ledger.api.routers import Name
 from ledger.api.services import Call, call_of
 
-router = APIRouter(tags=["deleted certificates"], dependencies=COMMON, responses=models.ERRORS)
+router = APIRouter(tags=["deleted certificates"], responses=models.ERRORS)
 CallDep = Annotated[Call, Depends(call_of)]
 
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from ledger.api import models, render
-from ledger.api.routers import COMMON, Name
+from ledger.api.routers import Name
 from ledger.api.services import Call, call_of
 from ledger.domain.errors import Conflict, Forbidden
 
-router = APIRouter(tags=["managed keys and secrets"], dependencies=COMMON, responses=models.ERRORS)
+router = APIRouter(tags=["managed keys and secrets"], responses=models.ERRORS)
 CallDep = Annotated[Call, Depends(call_of)]
 
 

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from ledger.api import models, render
-from ledger.api.routers import COMMON, Name
+from ledger.api.routers import Name
 from ledger.api.services import Call, call_of
 from ledger.domain.errors import BadParameter
 
-router = APIRouter(tags=["operations"], dependencies=COMMON, responses=models.ERRORS)
+router = APIRouter(tags=["operations"], responses=models.ERRORS)
 CallDep = Annotated[Call, Depends(call_of)]
 
 
