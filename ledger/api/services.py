@@ -86,7 +86,7 @@ def _retention(body: Any, days: int) -> None:
             _retention(item, days)
 
 
-def call_of(request: Request) -> Call:
+async def call_of(request: Request) -> Call:
     """FastAPI dependency: the request's Call (the guard put the principal in state)."""
     services: ApiServices = request.app.state.services
     state = request.state

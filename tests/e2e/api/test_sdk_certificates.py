@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 from azure.keyvault.certificates import (
     AdministratorContact,
     CertificateClient,
@@ -69,6 +70,8 @@ def test_create_get_and_versions(certificates: CertificateClient) -> None:
     assert versions == {first.properties.version, second.properties.version}
     names = {p.name for p in certificates.list_properties_of_certificates()}
     assert {"web", "certledger-tls"} <= names
+    raw = certificates.send_request(HttpRequest("GET", "/certificates/web?api-version=7.6"))
+    assert raw.status_code == 200 and raw.json()["cer"] == base64.b64encode(second.cer).decode()
 
 
 def test_list_pages_with_max_page_size(certificates: CertificateClient) -> None:
