@@ -15,18 +15,22 @@ FAST = {"_polling_interval": 0.1}
 def test_two_api_processes_share_one_database(tmp_path: Path, pg_url: str) -> None:
     home = tmp_path / "home"
     env = clean_env(CERTLEDGER_DATABASE_URL=pg_url)
-    helpers = [
-        subprocess.Popen(
-            [CERTLEDGER, "--home", str(home), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        for args in (("worker", "--interval", "0.1"), ("projections", "run"))
-    ]
+    # The first server creates the tables; the others start on a ready database.
     first = start(home, "--no-worker", "--no-projections", env=env)
-    second = start(home, "--no-worker", "--no-projections", env=env)
+    helpers: list[subprocess.Popen[bytes]] = []
+    servers = [first]
     try:
+        helpers = [
+            subprocess.Popen(
+                [CERTLEDGER, "--home", str(home), *args],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+            for args in (("worker", "--interval", "0.1"), ("projections", "run"))
+        ]
+        second = start(home, "--no-worker", "--no-projections", env=env)
+        servers.append(second)
         assert "(API)" in "".join(first.log)
         credential = StaticCredential(first.token())
         with (
@@ -42,8 +46,8 @@ def test_two_api_processes_share_one_database(tmp_path: Path, pg_url: str) -> No
             two.update_certificate_properties("scaled", tags={"via": "two"})
             assert one.get_certificate("scaled").properties.tags == {"via": "two"}
     finally:
-        first.stop()
-        second.stop()
+        for server in servers:
+            server.stop()
         for helper in helpers:
             helper.terminate()
             helper.wait(timeout=20)
