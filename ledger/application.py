@@ -7,7 +7,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 from cryptography import x509
@@ -47,6 +47,9 @@ from ledger.pki import (
 from ledger.profile import ca_changes, policy_from_certificate, profile_from_policy
 from ledger.providers.base import IssuerConfig, ProviderRegistry
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.backup import BackupCodec
 
 PKCS12 = "application/x-pkcs12"
 PEM = "application/x-pem-file"
@@ -442,7 +445,7 @@ class Ledger(Application[UUID]):
             raise NotFound(f"certificate {name!r} not found")
         if cert.operation is not None and cert.operation.in_progress:
             cert.cancel(ctx, "The certificate was deleted.")
-        cert.delete(ctx)
+        cert.delete(ctx, self.settings.recoverable_days)
         self.commit(cert)
         self.checkpoint()  # a signed tree head covering the deletion, before we answer
         return cert
@@ -538,6 +541,58 @@ class Ledger(Application[UUID]):
             return r.to_bytes(size, "big") + s.to_bytes(size, "big"), v
         curve = f" {v.crv}" if v.crv else ""
         raise BadParameter(f"alg: {algorithm} does not fit a {v.kty}{curve} key")
+
+    def verify(
+        self,
+        ctx: Ctx,
+        name: str,
+        version: str | None,
+        algorithm: str,
+        digest: bytes,
+        signature: bytes,
+    ) -> bool:
+        """Check a signature of a digest with the certificate's public key."""
+        from ledger.pki.signature import verify_digest
+
+        v = self.operable_version(ctx, name, version, "key")
+        spec = SIGN_ALGORITHMS.get(algorithm)
+        if spec is None:
+            raise BadParameter(f"alg: unsupported signing algorithm {algorithm!r}")
+        family, hash_alg = spec
+        if len(digest) != hash_alg.digest_size:
+            raise BadParameter(
+                f"digest: a {algorithm} digest is {hash_alg.digest_size} bytes, not {len(digest)}"
+            )
+        assert v.public_key_pem is not None
+        public = serialization.load_pem_public_key(v.public_key_pem.encode())
+        return verify_digest(public, family, hash_alg, digest, signature)
+
+    # -- backup and restore -----------------------------------------------
+
+    def backup_codec(self) -> BackupCodec:
+        from ledger.backup import BackupCodec
+        from ledger.keys.master import load_key
+
+        key = load_key(
+            self.settings.backup_key_file,
+            self.settings.backup_key_b64,
+            "CERTLEDGER_BACKUP_KEY",
+            "backup key",
+        )
+        return BackupCodec(key)
+
+    def backup_certificate(self, ctx: Ctx, name: str) -> bytes:
+        """An encrypted blob of the certificate's history and keys (see ledger/backup.py)."""
+        from ledger.backup import make_backup
+
+        self.authorize(ctx, "backup", f"certificates/{name}")
+        return make_backup(self, self.backup_codec(), self.certificate(name))
+
+    def restore_certificate(self, ctx: Ctx, blob: bytes) -> Certificate:
+        from ledger.backup import restore_backup
+
+        self.authorize(ctx, "restore", "certificates")
+        return restore_backup(self, self.backup_codec(), ctx, blob)
 
     # -- issuers ----------------------------------------------------------
 

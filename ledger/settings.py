@@ -11,6 +11,24 @@ from ledger.database import DatabaseUrl
 
 DEFAULT_PRINCIPAL = "admin"
 DEFAULT_VAULT_URL = "https://localhost:8443"
+# Key Vault's soft-delete retention: 7 to 90 days, 90 by default.
+MIN_RECOVERABLE_DAYS = 7
+MAX_RECOVERABLE_DAYS = 90
+
+
+def parse_recoverable_days(text: str | None) -> int:
+    if not text:
+        return MAX_RECOVERABLE_DAYS
+    try:
+        days = int(text)
+    except ValueError:
+        raise ValueError(f"CERTLEDGER_RECOVERABLE_DAYS {text!r} is not a whole number") from None
+    if not MIN_RECOVERABLE_DAYS <= days <= MAX_RECOVERABLE_DAYS:
+        raise ValueError(
+            f"CERTLEDGER_RECOVERABLE_DAYS must be {MIN_RECOVERABLE_DAYS} to "
+            f"{MAX_RECOVERABLE_DAYS} days, not {days}"
+        )
+    return days
 
 
 def default_home(environ: Mapping[str, str]) -> Path:
@@ -132,10 +150,27 @@ class Settings:
     # Providers named in CERTLEDGER_PROVIDERS ("Name=module:attr;..."), beside entry points.
     extra_providers: dict[str, str] = field(default_factory=dict)
     audit_origin: str | None = None
+    recoverable_days: int = MAX_RECOVERABLE_DAYS
+    backup_key_b64: str | None = None
+    token_key_b64: str | None = None
 
     @property
     def master_key_file(self) -> Path:
         return self.home / "master.key"
+
+    @property
+    def backup_key_file(self) -> Path:
+        """The key that encrypts certificate backups (shared by ledgers that exchange them)."""
+        return self.home / "backup.key"
+
+    @property
+    def token_key_file(self) -> Path:
+        """The key that signs the API's bearer tokens."""
+        return self.home / "token.key"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
 
     @property
     def database(self) -> DatabaseUrl:
@@ -170,4 +205,7 @@ class Settings:
             worker=WorkerSettings.from_environ(env),
             extra_providers=parse_provider_list(env.get("CERTLEDGER_PROVIDERS", "")),
             audit_origin=env.get("CERTLEDGER_AUDIT_ORIGIN") or None,
+            recoverable_days=parse_recoverable_days(env.get("CERTLEDGER_RECOVERABLE_DAYS")),
+            backup_key_b64=env.get("CERTLEDGER_BACKUP_KEY") or None,
+            token_key_b64=env.get("CERTLEDGER_TOKEN_KEY") or None,
         )

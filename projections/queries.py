@@ -161,6 +161,32 @@ class Queries:
             for v in self.version_rows(cert)
         ]
 
+    def list_certificates(
+        self, *, limit: int = 25, after: str = "", include_pending: bool = False
+    ) -> list[dict[str, Any]]:
+        """CertificateItems of live certificates ordered by name, from after `after`."""
+        states = "('active', 'pending')" if include_pending else "('active')"
+        rows = self.db.execute(
+            "SELECT c.name, c.x5t, c.nbf, c.exp, c.enabled, c.tags, v.created, v.updated,"
+            " c.created, c.updated FROM v_current c LEFT JOIN v_versions v"
+            " ON v.cert_id = c.cert_id AND v.version = c.version AND v.generation = c.generation"
+            f" WHERE c.state IN {states} AND c.name > ? ORDER BY c.name LIMIT {int(limit)}",
+            [after],
+        )
+        return [
+            _drop_none(
+                {
+                    "id": f"{self.base}/certificates/{n}",
+                    "x5t": x5t,
+                    "attributes": _attributes(
+                        True if enabled is None else enabled, nbf, exp, vc or cc, vu or cu
+                    ),
+                    "tags": json.loads(tags or "{}"),
+                }
+            )
+            for n, x5t, nbf, exp, enabled, tags, vc, vu, cc, cu in rows
+        ]
+
     def lineage(self, name: str) -> tuple[CertRow, list[dict[str, Any]]]:
         """Every version of the current generation, completed or not, with lineage facts."""
         cert = self.cert_row(name)

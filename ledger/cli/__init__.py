@@ -143,6 +143,8 @@ LAZY_COMMANDS = {
     "projections": "ledger.cli.views:projections",
     "completion": "ledger.cli.views:completion",
     "demo": "ledger.cli.demo:demo",
+    "serve": "ledger.cli.serve:serve",
+    "token": "ledger.cli.token:token",
 }
 
 

@@ -6,6 +6,7 @@ attributes); private keys live in key custody and are referenced by key id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -364,11 +365,11 @@ class Certificate(Aggregate):
         self._emit(self.AttributesUpdated, ctx, version=target.version, enabled=enabled, tags=tags)
         return target
 
-    def delete(self, ctx: Ctx) -> None:
+    def delete(self, ctx: Ctx, recoverable_days: int = RECOVERABLE_DAYS) -> None:
         self._check_not_deleted()
         if not self.exists:
             raise NotFound(f"certificate {self.name!r} not found")
-        self._emit(self.Deleted, ctx, recoverable_days=RECOVERABLE_DAYS)
+        self._emit(self.Deleted, ctx, recoverable_days=recoverable_days)
 
     def recover(self, ctx: Ctx) -> None:
         if self.deleted_on is None:
@@ -379,6 +380,54 @@ class Certificate(Aggregate):
         if self.deleted_on is None:
             raise NotFound(f"deleted certificate {self.name!r} not found")
         self._emit(self.Purged, ctx, generation=self.generation)
+
+    def restore(
+        self,
+        ctx: Ctx,
+        *,
+        backup_sha256: str,
+        source_id: str,
+        source_vault: str,
+        history: Sequence[Any],
+        renamed: dict[str, str] | None = None,
+    ) -> None:
+        """Replay a backup's history on this name: a `Restored` marker, then each event again.
+
+        The replayed events carry the restoring principal and request; the marker keeps
+        who did what, and when, in the source ledger. `renamed` maps version ids this
+        stream has used before (a restore after a purge) to fresh ones.
+        """
+        renamed = renamed or {}
+        self._check_not_deleted()
+        if self.exists:
+            raise Conflict(f"certificate {self.name!r} exists: a restore needs a free name")
+        replayable = [e for e in history if type(e) in REPLAYABLE]
+        if len(replayable) != len(history):
+            raise BadParameter("the backup holds events that cannot be restored")
+        self._emit(
+            self.Restored,
+            ctx,
+            backup_sha256=backup_sha256,
+            source_id=source_id,
+            source_vault=source_vault,
+            history=[
+                {
+                    "event": type(e).__qualname__,
+                    "version": e.originator_version,
+                    "timestamp": e.timestamp.isoformat(),
+                    "actor": getattr(e, "actor", ""),
+                    "request_id": getattr(e, "request_id", ""),
+                }
+                for e in history
+            ],
+            renamed=renamed,
+        )
+        for event in history:
+            fields = {k: v for k, v in event.__dict__.items() if k not in _ENVELOPE_FIELDS}
+            for key in ("version", "previous_version"):
+                if fields.get(key) in renamed:
+                    fields[key] = renamed[fields[key]]
+            self._emit(type(event), ctx, **fields)  # type: ignore[arg-type]
 
     # -- events -----------------------------------------------------------
 
@@ -622,6 +671,16 @@ class Certificate(Aggregate):
         def apply(self, aggregate: Certificate) -> None:
             aggregate.deleted_on = None
 
+    class Restored(LedgerEvent):
+        backup_sha256: str
+        source_id: str
+        source_vault: str
+        history: list[dict[str, Any]]
+        renamed: dict[str, str]
+
+        def apply(self, aggregate: Certificate) -> None:
+            pass  # a marker: the replayed events that follow carry the state
+
     class Purged(LedgerEvent):
         generation: int
 
@@ -656,6 +715,32 @@ class X509Facts:
             "not_before": self.not_before,
             "not_after": self.not_after,
         }
+
+
+_ENVELOPE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "actor", "request_id"}
+)
+# Events a restore replays: a generation's history, without its registration or purge.
+REPLAYABLE: frozenset[type[Aggregate.Event]] = frozenset(
+    {
+        Certificate.PolicyReplaced,
+        Certificate.OperationOpened,
+        Certificate.KeyPairCreated,
+        Certificate.CsrIssued,
+        Certificate.IssuerOrderPlaced,
+        Certificate.X509Merged,
+        Certificate.VersionPromoted,
+        Certificate.CancellationRequested,
+        Certificate.OperationCancelled,
+        Certificate.OperationFailed,
+        Certificate.OperationDeleted,
+        Certificate.CertificateImported,
+        Certificate.AttributesUpdated,
+        Certificate.Deleted,
+        Certificate.Recovered,
+        Certificate.Restored,
+    }
+)
 
 
 def scheduled_purge(deleted_on: datetime) -> datetime:

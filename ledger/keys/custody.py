@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PublicKeyTypes,
 )
 
-from ledger.keys.store import CustodyRow
+from ledger.keys.store import CustodyRow, SealedBlob
 
 
 class CustodyError(Exception):
@@ -27,6 +27,14 @@ class KeyHandle:
     key_size: int | None
     crv: str | None
     writes: tuple[CustodyRow, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class OwnerExport:
+    """An owner's keys for a backup: its data key wrapped under a backup key, its blobs as kept."""
+
+    wrapped_data_key: bytes | None
+    blobs: tuple[SealedBlob, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,14 @@ class KeyCustody(Protocol):
 
     def destroy_owner(self, owner: str) -> None:
         """Destroy every key and secret of `owner` (crypto-shredding)."""
+        ...
+
+    def export_owner(self, owner: str, kek: bytes) -> OwnerExport:
+        """`owner`'s keys for a backup, its data key re-wrapped under `kek`."""
+        ...
+
+    def import_owner(self, owner: str, kek: bytes, export: OwnerExport) -> tuple[CustodyRow, ...]:
+        """Rows that bring exported keys under `owner`, with the same key ids."""
         ...
 
     def close(self) -> None: ...

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from ledger.keys.custody import CustodyError, KeyHandle, Sealed
+from ledger.keys.custody import CustodyError, KeyHandle, OwnerExport, Sealed
 from ledger.keys.store import CustodyRow, CustodyStore, DataKeyRow, SealedBlob
 from ledger.pki.keygen import generate_private_key, key_description
 
@@ -138,6 +138,35 @@ class EnvelopeCustody:
         with self._lock:
             self._keys.clear()
             self._data_keys.pop(owner, None)
+
+    def export_owner(self, owner: str, kek: bytes) -> OwnerExport:
+        data_key = self._stored_data_key(owner)
+        if data_key is None:
+            return OwnerExport(None)
+        return OwnerExport(aes_key_wrap(kek, data_key), tuple(self._store.blobs_of(owner)))
+
+    def import_owner(self, owner: str, kek: bytes, export: OwnerExport) -> tuple[CustodyRow, ...]:
+        if export.wrapped_data_key is None:
+            return ()
+        try:
+            source_key = aes_key_unwrap(kek, export.wrapped_data_key)
+        except InvalidUnwrap as exc:
+            raise CustodyError("the backup key does not unwrap the backup's data key") from exc
+        target_key = self._stored_data_key(owner)
+        rows: list[CustodyRow] = []
+        if target_key is None:
+            rows.append(DataKeyRow(owner, aes_key_wrap(self._master, source_key)))
+            target_key = source_key
+        for blob in export.blobs:
+            if self._store.get_blob(blob.ref) is not None:
+                raise CustodyError(f"key {blob.ref!r} is already in custody")
+            nonce, ciphertext = blob.nonce, blob.ciphertext
+            if target_key != source_key:  # the owner already has a data key: re-encrypt
+                plain = AESGCM(source_key).decrypt(nonce, ciphertext, blob.ref.encode())
+                nonce = os.urandom(12)
+                ciphertext = AESGCM(target_key).encrypt(nonce, plain, blob.ref.encode())
+            rows.append(SealedBlob(blob.ref, owner, blob.kind, nonce, ciphertext))
+        return tuple(rows)
 
     def close(self) -> None:
         self._store.close()

@@ -15,14 +15,19 @@ MASTER_KEY_BYTES = 32
 
 def load_master_key(path: Path, env_value: str | None) -> bytes:
     """From CERTLEDGER_MASTER_KEY (base64) when set, else from `path`, created 0600 if absent."""
+    return load_key(path, env_value, "CERTLEDGER_MASTER_KEY", "master key")
+
+
+def load_key(path: Path, env_value: str | None, env_name: str, what: str) -> bytes:
+    """A 32-byte key from `env_name` (base64) when set, else from `path`, created 0600."""
     if env_value:
         try:
             key = base64.b64decode(env_value, validate=True)
         except binascii.Error as exc:
-            raise CustodyError("CERTLEDGER_MASTER_KEY is not valid base64") from exc
+            raise CustodyError(f"{env_name} is not valid base64") from exc
         if len(key) != MASTER_KEY_BYTES:
             raise CustodyError(
-                f"CERTLEDGER_MASTER_KEY must decode to {MASTER_KEY_BYTES} bytes, not {len(key)}"
+                f"{env_name} must decode to {MASTER_KEY_BYTES} bytes, not {len(key)}"
             )
         return key
     if not path.exists():
@@ -33,12 +38,12 @@ def load_master_key(path: Path, env_value: str | None) -> bytes:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise CustodyError(
-            f"master key file {path} is readable by others (mode {mode:o}); chmod 600 it"
+            f"{what} file {path} is readable by others (mode {mode:o}); chmod 600 it"
         )
     try:
         key = base64.b64decode(path.read_bytes().strip(), validate=True)
     except binascii.Error as exc:
-        raise CustodyError(f"master key file {path} is not valid base64") from exc
+        raise CustodyError(f"{what} file {path} is not valid base64") from exc
     if len(key) != MASTER_KEY_BYTES:
-        raise CustodyError(f"master key file {path} must hold {MASTER_KEY_BYTES} bytes")
+        raise CustodyError(f"{what} file {path} must hold {MASTER_KEY_BYTES} bytes")
     return key

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
-from ledger.keys.custody import CustodyError, KeyHandle, Sealed
-from ledger.keys.store import HsmKeyRow
+from ledger.keys.custody import CustodyError, KeyHandle, OwnerExport, Sealed
+from ledger.keys.store import CustodyRow, HsmKeyRow
 from ledger.pki.keygen import (
     DEFAULT_CURVE,
     DEFAULT_RSA_KEY_SIZE,
@@ -631,6 +631,13 @@ class Pkcs11Custody:
 
     def export_private_key(self, key_id: str) -> CertificateIssuerPrivateKeyTypes:
         raise _not_exportable(key_id)
+
+    def export_owner(self, owner: str, kek: bytes) -> OwnerExport:
+        """Token keys never leave the token: a backup refers to them by id only."""
+        return OwnerExport(None)
+
+    def import_owner(self, owner: str, kek: bytes, export: OwnerExport) -> tuple[CustodyRow, ...]:
+        return ()
 
     def seal(self, owner: str, data: bytes) -> Sealed:
         raise CustodyError("the PKCS#11 custody keeps key pairs only; seal with the software one")

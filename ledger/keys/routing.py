@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
-from ledger.keys.custody import CustodyError, KeyCustody, KeyHandle, Sealed
+from ledger.keys.custody import CustodyError, KeyCustody, KeyHandle, OwnerExport, Sealed
 from ledger.keys.pkcs11 import HsmKeyIndex, is_hsm_key_id
+from ledger.keys.store import CustodyRow
 
 NO_MODULE = (
     "a PKCS#11 module: set CERTLEDGER_PKCS11_MODULE (with CERTLEDGER_PKCS11_TOKEN and "
@@ -50,6 +51,13 @@ class RoutingCustody:
 
     def export_private_key(self, key_id: str) -> CertificateIssuerPrivateKeyTypes:
         return self._for_key(key_id).export_private_key(key_id)
+
+    def export_owner(self, owner: str, kek: bytes) -> OwnerExport:
+        """Backups carry the software custody's rows; HSM keys never leave their token."""
+        return self.software.export_owner(owner, kek)
+
+    def import_owner(self, owner: str, kek: bytes, export: OwnerExport) -> tuple[CustodyRow, ...]:
+        return self.software.import_owner(owner, kek, export)
 
     def seal(self, owner: str, data: bytes) -> Sealed:
         return self.software.seal(owner, data)

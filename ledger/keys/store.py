@@ -86,6 +86,8 @@ class CustodyStore(Protocol):
 
     def get_blob(self, ref: str) -> SealedBlob | None: ...
 
+    def blobs_of(self, owner: str) -> list[SealedBlob]: ...
+
     def destroy_owner(self, owner: str) -> None: ...
 
     def close(self) -> None: ...
@@ -122,6 +124,14 @@ class SqlCustodyStore:
             "SELECT key_id FROM custody_hsm_keys WHERE owner = ? ORDER BY key_id", (owner,)
         )
         return [str(row[0]) for row in rows]
+
+    def blobs_of(self, owner: str) -> list[SealedBlob]:
+        rows = self._db.execute(
+            "SELECT ref, owner, kind, nonce, ciphertext FROM custody_blobs WHERE owner = ?"
+            " ORDER BY ref",
+            (owner,),
+        )
+        return [SealedBlob(r[0], r[1], r[2], bytes(r[3]), bytes(r[4])) for r in rows]
 
     def destroy_owner(self, owner: str) -> None:
         with self._db.transaction() as cur:

@@ -1,0 +1,137 @@
+"""`certledger serve`: the API over HTTPS, with the worker and the projection follower.
+
+By default one process runs all three (API requests in uvicorn's thread pool, the
+worker and the follower in threads); `--no-worker` and `--no-projections` leave
+those to other processes, for several API processes on one PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import uvicorn
+
+from ledger.api.app import create_app
+from ledger.api.services import ApiServices
+from ledger.api.tls import ensure_server_tls
+from ledger.bootstrap import open_ledger
+from ledger.domain.context import Ctx
+from ledger.keys.master import load_key
+from ledger.settings import Settings
+from ledger.tokens import TokenAuthority
+from ledger.worker import Worker
+from projections.projector import Projector
+from projections.queries import Queries
+
+log = logging.getLogger("certledger.serve")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    vault_url: str | None = None
+    tls_hosts: Sequence[str] = ("localhost",)
+    worker: bool = True
+    projections: bool = True
+    worker_interval: float = 0.5
+
+
+def load_tokens(settings: Settings) -> TokenAuthority:
+    key = load_key(
+        settings.token_key_file, settings.token_key_b64, "CERTLEDGER_TOKEN_KEY", "token key"
+    )
+    return TokenAuthority(key)
+
+
+def _work(worker: Worker, stop: threading.Event, wake: threading.Event, interval: float) -> None:
+    """The worker loop, woken at once by a create or a cancel."""
+    while not stop.is_set():
+        try:
+            progressed = worker.run_once()
+        except Exception:  # keep serving; the next round retries
+            log.exception("worker round failed")
+            progressed = 0
+        if progressed == 0:
+            wake.wait(interval)
+            wake.clear()
+
+
+def _follow(projector: Projector, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            projector.follow(stop)
+        except Exception:
+            log.exception("projection follower failed; restarting")
+            stop.wait(1.0)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_ready()
+
+
+def serve(settings: Settings, options: ServeOptions, say: Callable[[str], None]) -> None:
+    """Run until SIGINT or SIGTERM."""
+    vault_url = (options.vault_url or f"https://localhost:{options.port}").rstrip("/")
+    settings = replace(settings, vault_url=vault_url)
+    ledger = open_ledger(settings)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    try:
+        tls = ensure_server_tls(ledger, Ctx(settings.principal), list(options.tls_hosts))
+        say(f"CA certificate: {tls.ca_file}")
+        db = settings.database.connect()
+        if db.url.is_sqlite:
+            # The views are rebuilt from the log at will: their commits need not wait for
+            # the disk (the events' own commits still do).
+            db.execute("PRAGMA synchronous=NORMAL")
+        projector = Projector(db, ledger.recorder, ledger.mapper)
+        services = ApiServices(ledger, projector, Queries(db, vault_url))
+        app = create_app(services, load_tokens(settings))
+        if options.worker:
+            args = (Worker(ledger), stop, services.worker_wake, options.worker_interval)
+            threads.append(threading.Thread(target=_work, args=args, name="worker"))
+        if options.projections:  # shares the readers' projector: one writer of the views
+            threads.append(threading.Thread(target=_follow, args=(projector, stop), name="views"))
+        with tls.files() as (cert_file, key_file):
+            config = uvicorn.Config(
+                app,
+                host=options.host,
+                port=options.port,
+                ssl_certfile=cert_file,
+                ssl_keyfile=key_file,
+                ssl_keyfile_password=tls.password,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                server_header=False,
+                timeout_graceful_shutdown=5,
+            )
+            config.load()  # reads the key; the files are removed on leaving this block
+        for thread in threads:
+            thread.start()
+        roles = ["API"] + (["worker"] if options.worker else [])
+        roles += ["projections"] if options.projections else []
+        server = _Server(
+            config,
+            lambda: say(
+                f"serving {vault_url} on {options.host}:{options.port} ({', '.join(roles)})"
+            ),
+        )
+        server.run()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        ledger.close()
