@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ledger.application import Ledger
+from ledger.clock import clock_from
 from ledger.keys.custody import KeyCustody
 from ledger.keys.envelope import EnvelopeCustody
 from ledger.keys.master import load_master_key
@@ -53,7 +54,7 @@ def open_ledger(
     `pause` is called after each saved step (tests inject crashes through it).
     """
     settings.home.mkdir(parents=True, exist_ok=True)
-    now = clock or utcnow
+    now = clock or (clock_from(settings.now) if settings.now is not None else utcnow)
     master = load_master_key(settings.master_key_file, settings.master_key_b64)
     store = SqlCustodyStore(settings.database.connect())
     hardware: KeyCustody | None = None

@@ -1,4 +1,4 @@
-"""Event recorders: events and the custody rows they reference, in one transaction."""
+"""Event recorders: events and the custody and outbox rows they bring, in one transaction."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from ledger.keys.store import CustodyRow, custody_schema, write_custody_rows
+from ledger.notify.outbox import OutboxWrite, write_outbox_rows
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
@@ -32,9 +33,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         custody_rows: tuple[CustodyRow, ...] = (),
+        outbox_rows: tuple[OutboxWrite, ...] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         write_custody_rows(c, custody_rows)
+        write_outbox_rows(c, outbox_rows)
         return super()._insert_events(c, stored_events, **kwargs)
 
     def subscribe(
@@ -81,7 +84,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         custody_rows: tuple[CustodyRow, ...] = (),
+        outbox_rows: tuple[OutboxWrite, ...] = (),
         **kwargs: Any,
     ) -> None:
         write_custody_rows(curs, custody_rows, "%s", self.datastore.schema)
+        write_outbox_rows(curs, outbox_rows, "%s", self.datastore.schema)
         super()._insert_events(curs, stored_events, **kwargs)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from ledger.database import DatabaseUrl
+from ledger.lifetime.settings import LifetimeSettings
 
 DEFAULT_PRINCIPAL = "admin"
 DEFAULT_VAULT_URL = "https://localhost:8443"
@@ -53,7 +55,18 @@ def _pkcs11_settings(env: Mapping[str, str]) -> tuple[Path | None, str | None, s
     return path, token, pin
 
 
-PAUSE_STEPS = ("key_pair", "csr", "order", "certificate", "promoted", "cancelled", "failed")
+PAUSE_STEPS: tuple[str, ...] = (
+    "key_pair",
+    "csr",
+    "order",
+    "certificate",
+    "promoted",
+    "cancelled",
+    "failed",
+)
+# Lifetime actions and notification delivery (ledger/lifetime): triggers saved, a
+# notification raised, a message handed to its server, its delivery recorded.
+PAUSE_STEPS += ("lifetime", "raised", "sent", "delivered")
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,9 @@ class Settings:
     worker: WorkerSettings = field(default_factory=lambda: WorkerSettings())
     # Providers named in CERTLEDGER_PROVIDERS ("Name=module:attr;..."), beside entry points.
     extra_providers: dict[str, str] = field(default_factory=dict)
+    lifetime: LifetimeSettings = field(default_factory=lambda: LifetimeSettings())
+    # CERTLEDGER_NOW / --now: the ledger's clock starts here (and runs on); None: real time.
+    now: datetime | None = None
 
     @property
     def master_key_file(self) -> Path:
@@ -148,6 +164,7 @@ class Settings:
         database_url: str | None = None,
         principal: str | None = None,
         environ: Mapping[str, str] | None = None,
+        now: str | None = None,
     ) -> Settings:
         env = os.environ if environ is None else environ
         home_path = Path(home).expanduser() if home else default_home(env)
@@ -156,6 +173,7 @@ class Settings:
             url = f"sqlite:///{home_path / 'ledger.db'}"
         DatabaseUrl.parse(url)  # refuse a bad URL at start-up
         module, token, pin = _pkcs11_settings(env)
+        start = now or env.get("CERTLEDGER_NOW") or None
         return cls(
             home=home_path,
             database_url=url,
@@ -168,4 +186,16 @@ class Settings:
             pkcs11_pin=pin,
             worker=WorkerSettings.from_environ(env),
             extra_providers=parse_provider_list(env.get("CERTLEDGER_PROVIDERS", "")),
+            lifetime=LifetimeSettings.from_environ(env),
+            now=parse_now(start) if start else None,
         )
+
+
+def parse_now(text: str) -> datetime:
+    """CERTLEDGER_NOW / --now: ISO 8601, `Z` allowed; a date alone is its midnight UTC."""
+    from ledger.moments import parse_moment
+
+    try:
+        return parse_moment(text)
+    except Exception as exc:
+        raise ValueError(f"CERTLEDGER_NOW / --now: {exc}") from None
