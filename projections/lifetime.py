@@ -86,16 +86,29 @@ class LifetimeView(View):
         f"CREATE INDEX IF NOT EXISTS {T}_exp ON {T} (exp)",
     )
 
-    @staticmethod
-    def _row(cur: Cursor, e: Any) -> dict[str, Any] | None:
-        rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM {T} WHERE cert_id = ?", [cid(e)])
-        return dict(zip(COLUMNS, rows[0], strict=True)) if rows else None
+    def __init__(self) -> None:
+        # Rows read or written in the current transaction (its cursor), to spare re-reads.
+        self._cursor: Cursor | None = None
+        self._rows: dict[str, dict[str, Any] | None] = {}
 
-    @staticmethod
-    def _store(cur: Cursor, row: dict[str, Any]) -> None:
+    def _row(self, cur: Cursor, e: Any) -> dict[str, Any] | None:
+        if cur is not self._cursor:
+            self._cursor, self._rows = cur, {}
+        key = cid(e)
+        if key not in self._rows:
+            rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM {T} WHERE cert_id = ?", [key])
+            self._rows[key] = dict(zip(COLUMNS, rows[0], strict=True)) if rows else None
+        row = self._rows[key]
+        return dict(row) if row is not None else None
+
+    def _store(self, cur: Cursor, row: dict[str, Any]) -> None:
         facts = facts_of(row)
         due = attention(facts) if facts is not None else None
-        insert(cur, T, {**row, "due": iso(due)}, replace_on="cert_id")
+        stored = {**row, "due": iso(due)}
+        insert(cur, T, stored, replace_on="cert_id")
+        if cur is not self._cursor:
+            self._cursor, self._rows = cur, {}
+        self._rows[str(row["cert_id"])] = stored
 
     def _change(self, cur: Cursor, e: Any, **values: Any) -> dict[str, Any] | None:
         row = self._row(cur, e)
@@ -143,7 +156,8 @@ class LifetimeView(View):
         if row is not None:
             pending = json.loads(row["pending"])
             pending[e.version] = [iso(e.not_before), iso(e.not_after)]
-            self._change(cur, e, pending=js(pending))
+            row["pending"] = js(pending)
+            self._store(cur, row)
 
     @on("Certificate.VersionPromoted")
     def promoted(self, cur: Cursor, e: Any) -> None:

@@ -29,7 +29,8 @@ class LifetimeRunner:
 
     def notify(self) -> int:
         """Raise new notifications (one worker at a time), then deliver what is due."""
-        raised = self.feed.run_once() if self.leases.acquire(FEED_LEASE) else 0
+        behind = self.feed.behind()
+        raised = self.feed.run_once() if behind and self.leases.acquire(FEED_LEASE) else 0
         return raised + self.deliverer.run_once()
 
     def close(self) -> None:

@@ -95,18 +95,20 @@ class Deliverer:
                 error = f"{type(exc).__name__}: {exc}"
             if error is None:
                 self.ledger.pause("sent")
-            self._record(note.id, due.target, error)
+            self._record(note, due.target, error)
             if error is None:
                 self.ledger.pause("delivered")
             return True
         finally:
             self.leases.release(key)
 
-    def _record(self, note_id: UUID, target: str, error: str | None) -> None:
+    def _record(self, note: Notification, target: str, error: str | None) -> None:
         """Save the attempt's outcome with its outbox row; reload on a concurrent save."""
         ctx = Ctx(self.actor)
-        for _ in range(10):
-            note: Notification = self.ledger.repository.get(note_id)
+        note_id = note.id
+        for tries in range(10):
+            if tries:
+                note = self.ledger.repository.get(note_id)
             delivery = note.deliveries[target]
             if delivery.status != PENDING:
                 return  # recorded by another worker

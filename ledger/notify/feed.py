@@ -113,6 +113,11 @@ class Feed:
         now = self.ledger.now().timestamp()
         yield note, tuple(OutboxRow(str(note.id), t, now) for t in targets)
 
+    def behind(self) -> bool:
+        """True when events were saved since the feed's position."""
+        head = int(self.ledger.recorder.max_notification_id() or 0)
+        return head > self.outbox.feed_position()
+
     def run_once(self) -> int:
         """Raise the notifications of the events since the position; how many were raised."""
         recorder = self.ledger.recorder
