@@ -416,7 +416,8 @@ class KeyProperties(_KvModel):
             data.setdefault("key_size", DEFAULT_RSA_KEY_SIZE)
         elif kty in _EC_TYPES:
             # Key Vault echoes an EC key's size beside its curve: accept it when they agree.
-            if "crv" in data and data.get("key_size") == _CURVE_BITS.get(data["crv"], -1):
+            crv = data.get("crv")
+            if isinstance(crv, str) and data.get("key_size") == _CURVE_BITS.get(crv, -1):
                 del data["key_size"]
             data.setdefault("crv", DEFAULT_CURVE)
         return data

@@ -11,6 +11,7 @@ takes it forward like any other. A renewal whose operation fails is recorded
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -20,7 +21,7 @@ from eventsourcing.application import AggregateNotFoundError
 from ledger.application import Ledger
 from ledger.domain.certificate import CANCELLED, FAILED, Certificate
 from ledger.domain.context import Ctx
-from ledger.domain.errors import Conflict
+from ledger.domain.errors import Conflict, LedgerError
 from ledger.domain.ids import issuer_id
 from ledger.domain.issuer import RESERVED_ISSUERS, Issuer
 from ledger.keys.store import CustodyRow
@@ -89,6 +90,8 @@ class Scheduler:
                     moved += 1
             except Conflict:
                 continue  # another worker saved first; looked at again next pass
+            except LedgerError as exc:  # one certificate's trouble must not stop the others
+                sys.stderr.write(f"certledger: lifetime of {cert_id}: {exc}\n")
         return moved
 
     def advance(self, cert_id: UUID, now: datetime) -> bool:
