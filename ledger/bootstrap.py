@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ledger.application import Ledger
+from ledger.clock import clock_from
 from ledger.keys.custody import KeyCustody
 from ledger.keys.envelope import EnvelopeCustody
 from ledger.keys.master import load_master_key
@@ -53,9 +54,10 @@ def open_ledger(
     `pause` is called after each saved step (tests inject crashes through it).
     """
     settings.home.mkdir(parents=True, exist_ok=True)
-    now = clock or utcnow
+    now = clock or (clock_from(settings.now) if settings.now is not None else utcnow)
     master = load_master_key(settings.master_key_file, settings.master_key_b64)
-    store = SqlCustodyStore(settings.database.connect())
+    db = settings.database.connect()  # shared by custody and the order book
+    store = SqlCustodyStore(db)
     hardware: KeyCustody | None = None
     if settings.pkcs11_module is not None:
         assert settings.pkcs11_token is not None and settings.pkcs11_pin is not None
@@ -68,7 +70,7 @@ def open_ledger(
         **load_providers(settings.extra_providers),
     }
     services = ProviderServices(
-        custody=custody, now=now, orders=SqlOrderBook(settings.database.connect())
+        custody=custody, now=now, orders=SqlOrderBook(db)
     )
     registry = ProviderRegistry(services, factories)
     return Ledger(settings, custody, registry, clock=now, pause=pause)

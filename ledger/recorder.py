@@ -1,5 +1,5 @@
-"""Event recorders: events, the custody rows they reference and their Merkle leaves,
-in one transaction."""
+"""Event recorders: events, the custody and outbox rows they bring and their Merkle
+leaves, in one transaction."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from psycopg.sql import SQL
 
 from ledger.audit.store import AUDIT_SCHEMA, append_leaves, audit_schema, write_stream_labels
 from ledger.keys.store import CustodyRow, custody_schema, write_custody_rows
+from ledger.notify.outbox import OutboxWrite, write_outbox_rows
 
 STATEMENT_CACHE = 64
 
@@ -91,9 +92,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         *,
         custody_rows: tuple[CustodyRow, ...] = (),
         stream_labels: tuple[tuple[str, str], ...] = (),
+        outbox_rows: tuple[OutboxWrite, ...] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         write_custody_rows(c, custody_rows)
+        write_outbox_rows(c, outbox_rows)
         ids = super()._insert_events(c, stored_events, **kwargs)
         if self.audit_leaves:
             # After the events: this transaction now holds the write lock, so the
@@ -156,9 +159,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         *,
         custody_rows: tuple[CustodyRow, ...] = (),
         stream_labels: tuple[tuple[str, str], ...] = (),
+        outbox_rows: tuple[OutboxWrite, ...] = (),
         **kwargs: Any,
     ) -> None:
         write_custody_rows(curs, custody_rows, "%s", self.datastore.schema)
+        write_outbox_rows(curs, outbox_rows, "%s", self.datastore.schema)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from ledger.database import DatabaseUrl
+from ledger.lifetime.settings import LifetimeSettings
 
 DEFAULT_PRINCIPAL = "admin"
 DEFAULT_VAULT_URL = "https://localhost:8443"
@@ -71,7 +73,18 @@ def _pkcs11_settings(env: Mapping[str, str]) -> tuple[Path | None, str | None, s
     return path, token, pin
 
 
-PAUSE_STEPS = ("key_pair", "csr", "order", "certificate", "promoted", "cancelled", "failed")
+PAUSE_STEPS: tuple[str, ...] = (
+    "key_pair",
+    "csr",
+    "order",
+    "certificate",
+    "promoted",
+    "cancelled",
+    "failed",
+)
+# Lifetime actions and notification delivery (ledger/lifetime): triggers saved, a
+# notification raised, a message handed to its server, its delivery recorded.
+PAUSE_STEPS += ("lifetime", "raised", "sent", "delivered")
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,9 @@ class Settings:
     recoverable_days: int = MAX_RECOVERABLE_DAYS
     backup_key_b64: str | None = None
     token_key_b64: str | None = None
+    lifetime: LifetimeSettings = field(default_factory=lambda: LifetimeSettings())
+    # CERTLEDGER_NOW / --now: the ledger's clock starts here (and runs on); None: real time.
+    now: datetime | None = None
 
     @property
     def master_key_file(self) -> Path:
@@ -184,6 +200,7 @@ class Settings:
         database_url: str | None = None,
         principal: str | None = None,
         environ: Mapping[str, str] | None = None,
+        now: str | None = None,
     ) -> Settings:
         env = os.environ if environ is None else environ
         home_path = Path(home).expanduser() if home else default_home(env)
@@ -192,6 +209,7 @@ class Settings:
             url = f"sqlite:///{home_path / 'ledger.db'}"
         DatabaseUrl.parse(url)  # refuse a bad URL at start-up
         module, token, pin = _pkcs11_settings(env)
+        start = now or env.get("CERTLEDGER_NOW") or None
         return cls(
             home=home_path,
             database_url=url,
@@ -208,4 +226,16 @@ class Settings:
             recoverable_days=parse_recoverable_days(env.get("CERTLEDGER_RECOVERABLE_DAYS")),
             backup_key_b64=env.get("CERTLEDGER_BACKUP_KEY") or None,
             token_key_b64=env.get("CERTLEDGER_TOKEN_KEY") or None,
+            lifetime=LifetimeSettings.from_environ(env),
+            now=parse_now(start) if start else None,
         )
+
+
+def parse_now(text: str) -> datetime:
+    """CERTLEDGER_NOW / --now: ISO 8601, `Z` allowed; a date alone is its midnight UTC."""
+    from ledger.moments import parse_moment
+
+    try:
+        return parse_moment(text)
+    except Exception as exc:
+        raise ValueError(f"CERTLEDGER_NOW / --now: {exc}") from None

@@ -27,6 +27,7 @@ from ledger.domain.errors import Conflict
 from ledger.domain.ids import issuer_id
 from ledger.domain.issuer import Issuer
 from ledger.leases import Leases
+from ledger.lifetime.runner import LifetimeRunner
 from ledger.pki import KeyMismatchError, load_certificates, order_chain, self_signed
 from ledger.profile import ca_changes, profile_from_policy
 from ledger.providers.base import OrderRequest, OrderStatus, ProviderError, order_key
@@ -72,8 +73,11 @@ class Worker:
         self._statuses: dict[str, OrderStatus] = {}
         # When a pending order may be polled again (monotonic seconds).
         self._next_poll: dict[str, float] = {}
+        # Lifetime actions (renewals, expiry notices) and notification delivery.
+        self.lifetime = LifetimeRunner(ledger, self.leases, WORKER)
 
     def close(self) -> None:
+        self.lifetime.close()
         self.leases.close()
 
     # -- discovery --------------------------------------------------------
@@ -94,12 +98,12 @@ class Worker:
 
     def run_once(self) -> int:
         """One pass over all due work: advance every open operation as far as it goes now."""
-        progressed = 0
+        progressed = self.lifetime.schedule()
         for cert_id in self.discover():
             cert: Certificate = self.ledger.repository.get(cert_id)
             while self.advance(cert):
                 progressed += 1
-        return progressed
+        return progressed + self.lifetime.notify()
 
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
         while not stop.is_set():

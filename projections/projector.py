@@ -22,7 +22,9 @@ from projections.current import CurrentView
 from projections.deleted import DeletedView
 from projections.inventory import InventoryView
 from projections.issuers import ContactsView, IssuersView
+from projections.lifetime import LifetimeView
 from projections.managed import ManagedView
+from projections.notifications import NotificationsView
 from projections.operations import OperationsView
 from projections.versions import VersionsView
 from projections.view import View
@@ -38,6 +40,8 @@ VIEW_CLASSES: tuple[type[View], ...] = (
     DeletedView,
     InventoryView,
     AccessView,
+    LifetimeView,
+    NotificationsView,
 )
 Progress = Callable[[int, int], None]
 

@@ -145,6 +145,8 @@ LAZY_COMMANDS = {
     "demo": "ledger.cli.demo:demo",
     "serve": "ledger.cli.serve:serve",
     "token": "ledger.cli.token:token",
+    "lifetime": "ledger.cli.lifetime:lifetime",
+    "notifications": "ledger.cli.lifetime:notifications",
 }
 
 
@@ -193,6 +195,12 @@ class LedgerGroup(click.Group):
     help="sqlite:///PATH (default: <home>/ledger.db) or postgresql://USER@HOST:PORT/DB.",
 )
 @click.option("--principal", envvar="CERTLEDGER_PRINCIPAL", help="Act as this principal.")
+@click.option(
+    "--now",
+    envvar="CERTLEDGER_NOW",
+    metavar="TIME",
+    help="Run the ledger's clock from TIME (ISO 8601): previews and tests.",
+)
 @click.version_option(package_name="certledger")
 @click.pass_context
 def main(
@@ -201,6 +209,7 @@ def main(
     output: str,
     database_url: str | None,
     principal: str | None,
+    now: str | None,
 ) -> None:
     """certledger: a certificate vault where every action is an immutable event.
 
@@ -209,7 +218,9 @@ def main(
       certledger cert create web --issuer Self --subject CN=web.example --wait
     """
     try:
-        settings = Settings.resolve(home=home, database_url=database_url, principal=principal)
+        settings = Settings.resolve(
+            home=home, database_url=database_url, principal=principal, now=now
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     ctx.obj = State(settings=settings, output=output)

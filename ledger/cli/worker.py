@@ -35,6 +35,9 @@ def worker(
 ) -> None:
     """Run the operation worker (self-signing, provider orders, promotion).
 
+    It also fires lifetime actions (automatic renewal, expiry notices) and delivers
+    notifications; `certledger --now TIME worker --once` acts as if it were TIME.
+
     Every step is saved before the next one starts: a worker killed at any point is simply
     started again. Several workers may share one ledger.
 

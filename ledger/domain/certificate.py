@@ -60,6 +60,21 @@ class Version:
     promoted_at: datetime | None = None
     superseded_at: datetime | None = None
     actor: str = ""
+    # Lifetime actions and notices fired for this version ("AutoRenew:lifetime_percentage=80").
+    fired: list[str] = field(default_factory=list)
+    renewal: Renewal | None = None
+
+
+@dataclass
+class Renewal:
+    """The automatic renewal of a version, from its AutoRenew trigger on."""
+
+    attempts: int = 0
+    operation: str | None = None  # the version the current attempt is creating
+    retry_at: datetime | None = None
+    gave_up: bool = False
+    error_code: str | None = None
+    error_message: str | None = None
 
 
 @dataclass
@@ -120,7 +135,13 @@ class Certificate(Aggregate):
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.versions = {
-            k: replace(v, tags=dict(v.tags), chain_der=list(v.chain_der))
+            k: replace(
+                v,
+                tags=dict(v.tags),
+                chain_der=list(v.chain_der),
+                fired=list(v.fired),
+                renewal=replace(v.renewal) if v.renewal else None,
+            )
             for k, v in self.versions.items()
         }
         clone.operation = replace(self.operation) if self.operation else None
@@ -312,6 +333,60 @@ class Certificate(Aggregate):
     def fail(self, ctx: Ctx, code: str, message: str) -> None:
         op = self.require_in_progress()
         self._emit(self.OperationFailed, ctx, version=op.version, code=code, message=message)
+
+    def trigger_lifetime_action(
+        self, ctx: Ctx, version: str, *, action: str, trigger: str, due: datetime, outcome: str
+    ) -> None:
+        """A lifetime action or expiry notice fired for `version`: once, ever."""
+        v = self.versions.get(version)
+        if v is None or v.cert_der is None:
+            raise NotFound(f"certificate {self.name!r} has no version {version!r}")
+        key = f"{action}:{trigger}"
+        if key in v.fired:
+            raise Conflict(f"{key} already fired for version {version!r} of {self.name!r}")
+        self._emit(
+            self.LifetimeActionTriggered,
+            ctx,
+            version=version,
+            action=action,
+            trigger=trigger,
+            due=due,
+            outcome=outcome,
+        )
+
+    def attempt_renewal(self, ctx: Ctx, version: str, new_version: str, issuer_name: str) -> None:
+        """Renewal attempt of `version`: the operation creating `new_version` opens next."""
+        renewal = self.versions[version].renewal
+        if renewal is None:
+            raise Conflict(f"version {version!r} of {self.name!r} is not being renewed")
+        if renewal.operation is not None:
+            raise Conflict(f"the renewal of version {version!r} of {self.name!r} is in progress")
+        self._emit(
+            self.RenewalAttempted,
+            ctx,
+            version=version,
+            attempt=renewal.attempts + 1,
+            new_version=new_version,
+            issuer_name=issuer_name,
+        )
+
+    def fail_renewal(
+        self, ctx: Ctx, version: str, *, code: str, message: str, retry_at: datetime | None
+    ) -> None:
+        """The renewal attempt ended without a new version; retried at `retry_at` (or never)."""
+        renewal = self.versions[version].renewal
+        if renewal is None or renewal.operation is None:
+            raise Conflict(f"no renewal attempt of version {version!r} of {self.name!r} is open")
+        self._emit(
+            self.RenewalFailed,
+            ctx,
+            version=version,
+            attempt=renewal.attempts,
+            new_version=renewal.operation,
+            code=code,
+            message=message,
+            retry_at=retry_at,
+        )
 
     def delete_operation(self, ctx: Ctx) -> None:
         op = self.require_operation()
@@ -598,6 +673,46 @@ class Certificate(Aggregate):
             op.status, op.closed_at = FAILED, self.timestamp
             op.status_details = self.message
             op.error_code, op.error_message = self.code, self.message
+
+    class LifetimeActionTriggered(LedgerEvent):
+        version: str
+        action: str  # AutoRenew, EmailContacts, NearExpiry or Expired
+        trigger: str  # lifetime_percentage=N, days_before_expiry=N or expired
+        due: datetime  # when it fell due (the ledger's clock)
+        outcome: str  # renew, notify or skipped
+
+        def apply(self, aggregate: Certificate) -> None:
+            v = aggregate.versions[self.version]
+            v.fired.append(f"{self.action}:{self.trigger}")
+            if self.outcome == "renew":
+                v.renewal = Renewal()
+
+    class RenewalAttempted(LedgerEvent):
+        version: str  # the version being renewed
+        attempt: int
+        new_version: str  # the version its operation creates
+        issuer_name: str
+
+        def apply(self, aggregate: Certificate) -> None:
+            renewal = aggregate.versions[self.version].renewal
+            assert renewal is not None
+            renewal.attempts, renewal.operation = self.attempt, self.new_version
+            renewal.retry_at = None
+
+    class RenewalFailed(LedgerEvent):
+        version: str
+        attempt: int
+        new_version: str
+        code: str
+        message: str
+        retry_at: datetime | None  # None: no more attempts
+
+        def apply(self, aggregate: Certificate) -> None:
+            renewal = aggregate.versions[self.version].renewal
+            assert renewal is not None
+            renewal.operation, renewal.retry_at = None, self.retry_at
+            renewal.gave_up = self.retry_at is None
+            renewal.error_code, renewal.error_message = self.code, self.message
 
     class OperationDeleted(LedgerEvent):
         version: str

@@ -112,7 +112,9 @@ def test_every_event_names_its_actor_and_request(
     ledger.create_certificate(manual_create, "manual", make_policy(issuer="Unknown"))
     cancel = request()
     ledger.cancel_operation(cancel, "manual")
-    assert worker.run_once() == 1
+    # The cancellation, and the merged certificate's near-expiry notice (its leaf lasts 30
+    # days, within the default 30-day notice).
+    assert worker.run_once() == 2
     ledger.delete_operation(request(), "manual")
 
     ledger.set_issuer(request(), "temp", provider="LocalCA")
@@ -152,7 +154,10 @@ def test_every_event_names_its_actor_and_request(
         "IssuerOrderPlaced",
         "OperationCancelled",
         "OperationFailed",
+        "LifetimeActionTriggered",
     }
+    [notice] = by_name["LifetimeActionTriggered"]
+    assert (notice.action, notice.outcome) == ("NearExpiry", "notify")
     [order] = by_name["IssuerOrderPlaced"]
     assert order.request_id == corp_create.request_id
     [cancelled] = by_name["OperationCancelled"]

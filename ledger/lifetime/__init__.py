@@ -1,0 +1,1 @@
+"""Lifetime actions: automatic renewal and expiry notices, each fired once per version."""

@@ -1,0 +1,1 @@
+"""Notifications: raised from the event log, delivered at least once from an outbox."""
