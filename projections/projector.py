@@ -22,6 +22,7 @@ from projections.current import CurrentView
 from projections.deleted import DeletedView
 from projections.inventory import InventoryView
 from projections.issuers import ContactsView, IssuersView
+from projections.lineage import LineageView
 from projections.managed import ManagedView
 from projections.operations import OperationsView
 from projections.versions import VersionsView
@@ -38,6 +39,7 @@ VIEW_CLASSES: tuple[type[View], ...] = (
     DeletedView,
     InventoryView,
     AccessView,
+    LineageView,
 )
 Progress = Callable[[int, int], None]
 

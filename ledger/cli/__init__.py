@@ -138,6 +138,7 @@ LAZY_COMMANDS = {
     "access": "ledger.cli.access:access",
     "history": "ledger.cli.history:history",
     "replay": "ledger.cli.replay:replay",
+    "report": "ledger.cli.report:report",
     "worker": "ledger.cli.worker:worker",
     "projections": "ledger.cli.views:projections",
     "completion": "ledger.cli.views:completion",
