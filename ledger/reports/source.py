@@ -182,6 +182,14 @@ class PolicyBook:
                 )
         self._text = {str(f): str(p) for f, p in rows}
 
+    @classmethod
+    def of(cls, documents: dict[str, dict[str, Any]]) -> PolicyBook:
+        """A book of the given documents, by fingerprint (no database)."""
+        book = cls.__new__(cls)
+        book._text = {}
+        book._parsed = dict(documents)
+        return book
+
     def get(self, fingerprint: str | None) -> dict[str, Any] | None:
         if fingerprint is None:
             return None
