@@ -2,14 +2,17 @@
 
 `v_lineage` holds, per version, the facts read once from its certificate (subject, issuer,
 signature algorithm, SANs, usages, the certificate's own key), the public key's SPKI SHA-256,
-what the CA changed from the request, retries and how an unfinished operation ended.
-`v_policies` keeps every policy document the ledger has seen, by its SHA-256.
+what the CA changed from the request, what changed in the policy since the version before,
+retries and how an unfinished operation ended. `v_policies` keeps every policy document the
+ledger has seen, by its SHA-256, with the fields the compliance rules read.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
@@ -34,22 +37,6 @@ _KEY_USAGE_ATTRS = (
     ("keyAgreement", "key_agreement"),
     ("keyCertSign", "key_cert_sign"),
     ("cRLSign", "crl_sign"),
-)
-CERT_FACTS = (
-    "subject",
-    "issuer_dn",
-    "issuer_cn",
-    "sig_alg",
-    "sig_hash",
-    "dns_names",
-    "emails",
-    "upns",
-    "ips",
-    "key_usage",
-    "ekus",
-    "cert_kty",
-    "cert_key_size",
-    "cert_crv",
 )
 
 
@@ -118,7 +105,11 @@ def _ekus(cert: x509.Certificate) -> list[str]:
 
 @lru_cache(maxsize=4096)
 def certificate_facts(cert_der: str) -> dict[str, Any]:
-    """The facts the reports check, read once from a base64 DER certificate."""
+    """The facts the reports show and check, read once from a base64 DER certificate.
+
+    `certificate` is the JSON the lineage report shows; the other keys are the columns the
+    compliance rules read.
+    """
     cert = x509.load_der_x509_certificate(base64.b64decode(cert_der))
     try:
         hash_algorithm = cert.signature_hash_algorithm
@@ -126,25 +117,73 @@ def certificate_facts(cert_der: str) -> dict[str, Any]:
     except UnsupportedAlgorithm:
         sig_hash = "unknown"
     oid = cert.signature_algorithm_oid
+    sig_alg = getattr(oid, "_name", None) or oid.dotted_string
     cns = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
     kty, size, crv = _key_facts(cert.public_key())
     dns, emails, upns, ips = _sans(cert)
-    return {
+    shown = {
         "subject": cert.subject.rfc4514_string(),
-        "issuer_dn": cert.issuer.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "dns_names": dns,
+        "emails": emails,
+        "upns": upns,
+        "ip_addresses": ips,
+        "key_usage": _key_usage(cert),
+        "ekus": _ekus(cert),
+        "signature_algorithm": sig_alg,
+    }
+    return {
+        "certificate": js(shown),
         "issuer_cn": str(cns[0].value) if cns else None,
-        "sig_alg": getattr(oid, "_name", None) or oid.dotted_string,
+        "sig_alg": sig_alg,
         "sig_hash": sig_hash,
-        "dns_names": js(dns),
-        "emails": js(emails),
-        "upns": js(upns),
-        "ips": js(ips),
-        "key_usage": js(_key_usage(cert)),
-        "ekus": js(_ekus(cert)),
+        "san_count": len(dns) + len(emails) + len(upns) + len(ips),
         "cert_kty": kty,
         "cert_key_size": size,
         "cert_crv": crv,
     }
+
+
+def policy_facts(policy: dict[str, Any]) -> dict[str, Any]:
+    """The policy fields the compliance rules read, as columns of `v_policies`."""
+    actions = [
+        [
+            a.get("action", {}).get("action_type"),
+            a.get("trigger", {}).get("lifetime_percentage"),
+            a.get("trigger", {}).get("days_before_expiry"),
+        ]
+        for a in policy.get("lifetime_actions", [])
+    ]
+    return {
+        "validity_months": policy.get("x509_props", {}).get("validity_months"),
+        "actions": js(actions),
+    }
+
+
+def _flatten(doc: dict[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+    for key, value in doc.items():
+        if type(value) is dict and value:
+            _flatten(value, f"{prefix}{key}.", out)
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def policy_changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each field changed between two policy documents: {"path", "from", "to"}, by path.
+
+    Paths are dotted (`x509_props.validity_months`); lists compare as whole values; a side
+    without the field has null.
+    """
+    old, new = _flatten(before, "", {}), _flatten(after, "", {})
+    return [
+        {"path": path, "from": old.get(path), "to": new.get(path)}
+        for path in sorted(old.keys() | new.keys())
+        if old.get(path, _ABSENT) != new.get(path, _ABSENT)
+    ]
+
+
+_ABSENT = object()
 
 
 class LineageView(View):
@@ -152,30 +191,81 @@ class LineageView(View):
     tables = (T, P)
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
-        " cert_id TEXT NOT NULL, version TEXT NOT NULL, spki_sha256 TEXT, issued_at TEXT,"
-        " subject TEXT, issuer_dn TEXT, issuer_cn TEXT, sig_alg TEXT, sig_hash TEXT,"
-        " dns_names TEXT, emails TEXT, upns TEXT, ips TEXT, key_usage TEXT, ekus TEXT,"
+        " cert_id TEXT NOT NULL, version TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " policy_hash TEXT, policy_changes TEXT, spki_sha256 TEXT, issued_at TEXT,"
+        " certificate TEXT, issuer_cn TEXT, sig_alg TEXT, sig_hash TEXT, san_count INTEGER,"
         " cert_kty TEXT, cert_key_size INTEGER, cert_crv TEXT, ca_changes TEXT,"
         " retries INTEGER NOT NULL, cancel_requested_at TEXT, outcome TEXT,"
         " PRIMARY KEY (cert_id, version))",
+        f"CREATE INDEX IF NOT EXISTS {T}_by_seq ON {T} (cert_id, seq)",
         f"CREATE TABLE IF NOT EXISTS {P} ("
-        " fingerprint TEXT PRIMARY KEY, policy TEXT NOT NULL, first_seen TEXT NOT NULL)",
+        " fingerprint TEXT PRIMARY KEY, policy TEXT NOT NULL, first_seen TEXT NOT NULL,"
+        " validity_months INTEGER, actions TEXT NOT NULL)",
     )
+
+    def __init__(self) -> None:
+        # Recently seen policies, parsed; the table is the truth, this only saves reads.
+        self._policies: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def _policy(self, cur: Cursor, fingerprint: str) -> dict[str, Any]:
+        found = self._policies.get(fingerprint)
+        if found is None:
+            rows = cur.execute(f"SELECT policy FROM {P} WHERE fingerprint = ?", [fingerprint])
+            found = json.loads(rows[0][0]) if rows else {}
+            self._remember(fingerprint, found)
+        return found
+
+    def _remember(self, fingerprint: str, policy: dict[str, Any]) -> None:
+        self._policies[fingerprint] = policy
+        if len(self._policies) > 256:
+            self._policies.popitem(last=False)
 
     def _set(self, cur: Cursor, e: Any, values: dict[str, Any]) -> None:
         update(cur, T, {"cert_id": cid(e), "version": e.version}, values)
 
+    def _open(self, cur: Cursor, e: Any, values: dict[str, Any]) -> None:
+        """A new version: what changed in the policy since the version before it."""
+        rows = cur.execute(
+            f"SELECT policy_hash FROM {T} WHERE cert_id = ? ORDER BY seq DESC LIMIT 1", [cid(e)]
+        )
+        changes = None
+        if rows:
+            before = rows[0][0]
+            if before == e.policy_fingerprint:
+                changes = []
+            else:
+                changes = policy_changes(
+                    self._policy(cur, before), self._policy(cur, e.policy_fingerprint)
+                )
+        values.update(
+            cert_id=cid(e),
+            version=e.version,
+            seq=e.originator_version,
+            policy_hash=e.policy_fingerprint,
+            policy_changes=None if changes is None else js(changes),
+            retries=0,
+        )
+        insert(cur, T, values)
+
     @on("Certificate.PolicyReplaced")
     def policy(self, cur: Cursor, e: Any) -> None:
+        facts = policy_facts(e.policy)
         cur.run(
-            f"INSERT INTO {P} (fingerprint, policy, first_seen) VALUES (?, ?, ?)"
-            " ON CONFLICT (fingerprint) DO NOTHING",
-            [e.fingerprint, js(e.policy), iso(e.timestamp)],
+            f"INSERT INTO {P} (fingerprint, policy, first_seen, validity_months, actions)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
+            [
+                e.fingerprint,
+                js(e.policy),
+                iso(e.timestamp),
+                facts["validity_months"],
+                facts["actions"],
+            ],
         )
+        self._remember(e.fingerprint, e.policy)
 
     @on("Certificate.OperationOpened")
     def opened(self, cur: Cursor, e: Any) -> None:
-        insert(cur, T, {"cert_id": cid(e), "version": e.version, "retries": 0})
+        self._open(cur, e, {})
 
     @on("Certificate.KeyPairCreated")
     def key_pair(self, cur: Cursor, e: Any) -> None:
@@ -193,16 +283,13 @@ class LineageView(View):
 
     @on("Certificate.CertificateImported")
     def imported(self, cur: Cursor, e: Any) -> None:
-        values: dict[str, Any] = {
-            "cert_id": cid(e),
-            "version": e.version,
-            "spki_sha256": spki_sha256(e.public_key_pem),
-            "issued_at": iso(e.timestamp),
-            "ca_changes": js({}),
-            "retries": 0,
-        }
-        values.update(certificate_facts(e.cert_der))
-        insert(cur, T, values)
+        values = dict(certificate_facts(e.cert_der))
+        values.update(
+            spki_sha256=spki_sha256(e.public_key_pem),
+            issued_at=iso(e.timestamp),
+            ca_changes=js({}),
+        )
+        self._open(cur, e, values)
 
     @on("Certificate.CancellationRequested")
     def cancel_requested(self, cur: Cursor, e: Any) -> None:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,67 +18,40 @@ from ledger.pki.issue import add_months
 from ledger.reports.lineage import key_reuse
 from ledger.reports.model import ReportContext
 from ledger.reports.rules import SEVERITIES, Rule, Rules, RulesFile
-from ledger.reports.source import CertificateRows, PolicyBook, VersionRow
+from ledger.reports.source import CertificateRows, PolicyBook, PolicyFacts, VersionRow
 
 AZURE = "azure-policy"
 CABF = "cabf-br"
-EMPTY_LISTS = (None, "[]")
 
 
-@dataclass(slots=True)
 class Facts:
-    """One version's facts as the rules read them."""
+    """One version's facts as the rules read them, computed once per version."""
 
-    name: str
-    row: VersionRow
-    nbf: datetime
-    exp: datetime
-    reused_from: str | None
+    __slots__ = (
+        "curve",
+        "exp",
+        "key_type",
+        "length",
+        "name",
+        "nbf",
+        "reused_from",
+        "row",
+        "rsa_bits",
+    )
 
-    @property
-    def key_type(self) -> str:
-        """RSA, EC or what the certificate holds (the HSM flavour folds into its family)."""
-        kty = self.row.cert_kty or self.row.kty or ""
-        return kty.removesuffix("-HSM")
-
-    @property
-    def rsa_bits(self) -> int | None:
-        return self.row.cert_key_size or self.row.key_size
-
-    @property
-    def curve(self) -> str | None:
-        return self.row.cert_crv or self.row.crv
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyFacts:
-    validity_months: int | None
-    # (action type, lifetime percentage, days before expiry) of each lifetime action
-    actions: tuple[tuple[str, int | None, int | None], ...]
-
-
-class PolicyFactsBook:
-    def __init__(self, book: PolicyBook) -> None:
-        self._book = book
-        self._facts: dict[str | None, PolicyFacts | None] = {}
-
-    def get(self, fingerprint: str | None) -> PolicyFacts | None:
-        if fingerprint in self._facts:
-            return self._facts[fingerprint]
-        policy = self._book.get(fingerprint)
-        facts = None
-        if policy is not None:
-            actions = tuple(
-                (
-                    str(a.get("action", {}).get("action_type")),
-                    a.get("trigger", {}).get("lifetime_percentage"),
-                    a.get("trigger", {}).get("days_before_expiry"),
-                )
-                for a in policy.get("lifetime_actions", [])
-            )
-            facts = PolicyFacts(policy.get("x509_props", {}).get("validity_months"), actions)
-        self._facts[fingerprint] = facts
-        return facts
+    def __init__(
+        self, name: str, row: VersionRow, nbf: datetime, exp: datetime, reused_from: str | None
+    ) -> None:
+        self.name = name
+        self.row = row
+        self.nbf = nbf
+        self.exp = exp
+        self.length = exp - nbf
+        self.reused_from = reused_from
+        # RSA, EC or what the certificate holds (the HSM flavour folds into its family).
+        self.key_type = (row.cert_kty or row.kty or "").removesuffix("-HSM")
+        self.rsa_bits = row.cert_key_size or row.key_size
+        self.curve = row.cert_crv or row.crv
 
 
 Outcome = tuple[str, Any, Any] | None  # (message, expected, actual) of a violation
@@ -105,6 +79,22 @@ def _days(delta: timedelta) -> float:
     return round(delta.total_seconds() / 86400, 1)
 
 
+def _longer_than_months(f: Facts, months: int, slack: timedelta = timedelta(0)) -> bool:
+    """notAfter is later than notBefore + `months` calendar months (+ `slack`)."""
+    if f.length <= timedelta(days=28 * months) + slack:
+        return False  # the shortest months cannot be exceeded
+    if f.length > timedelta(days=31 * months) + slack:
+        return True
+    nbf, exp = f.nbf, f.exp - slack
+    target = nbf.year * 12 + nbf.month + months
+    reached = exp.year * 12 + exp.month
+    if reached != target:
+        return reached > target
+    if nbf.day <= 28:  # no clamping to a shorter month: compare within the month
+        return (exp.day, exp.time()) > (nbf.day, nbf.time())
+    return exp > add_months(nbf, months)
+
+
 def _max_validity(rule: Any) -> Check:
     limit = rule.max_months
 
@@ -116,8 +106,8 @@ def _max_validity(rule: Any) -> Check:
                 f"at most {limit} months",
                 f"{policy.validity_months} months (policy)",
             )
-        if f.exp > add_months(f.nbf, limit) + timedelta(days=1):
-            days = _days(f.exp - f.nbf)
+        if _longer_than_months(f, limit, timedelta(days=1)):
+            days = _days(f.length)
             return (
                 f"the certificate is valid for {days} days, more than {limit} months",
                 f"at most {limit} months",
@@ -250,26 +240,24 @@ def _sha1(rule: Any) -> Check:
 
 
 def _validity_period(rule: Any) -> Check:
-    steps = [
-        (datetime(s.start.year, s.start.month, s.start.day, tzinfo=UTC), s) for s in rule.schedule
-    ]
+    starts = [datetime(s.start.year, s.start.month, s.start.day, tzinfo=UTC) for s in rule.schedule]
+    steps = list(rule.schedule)
+    second = timedelta(seconds=1)
 
     def check(f: Facts, moment: datetime, policy: PolicyFacts | None) -> Outcome:
-        step = None
-        for start, candidate in steps:
-            if moment >= start:
-                step = candidate
-        if step is None:
+        index = bisect_right(starts, moment) - 1
+        if index < 0:
             return None
+        step = steps[index]
         # The Baseline Requirements count the validity period inclusively (+1 second).
-        length = f.exp - f.nbf + timedelta(seconds=1)
-        days = _days(length)
+        length = f.length + second
         if step.max_days is not None and length > timedelta(days=step.max_days):
             limit = f"at most {step.max_days} days"
-        elif step.max_months is not None and f.exp > add_months(f.nbf, step.max_months):
+        elif step.max_months is not None and _longer_than_months(f, step.max_months):
             limit = f"at most {step.max_months} months"
         else:
             return None
+        days = _days(length)
         return (
             f"valid for {days} days; certificates issued from {step.start} may be valid {limit}",
             limit,
@@ -281,13 +269,7 @@ def _validity_period(rule: Any) -> Check:
 
 def _missing_san(rule: Any) -> Check:
     def check(f: Facts, moment: datetime, policy: PolicyFacts | None) -> Outcome:
-        r = f.row
-        if (
-            r.dns_names in EMPTY_LISTS
-            and r.emails in EMPTY_LISTS
-            and r.upns in EMPTY_LISTS
-            and r.ips in EMPTY_LISTS
-        ):
+        if not f.row.san_count:
             return ("the certificate has no subject alternative name", "a SAN", "none")
         return None
 
@@ -398,10 +380,6 @@ def compile_rules(rules: Rules) -> list[CompiledRule]:
     return compiled
 
 
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 @dataclass
 class Evaluation:
     findings: list[dict[str, Any]]
@@ -416,26 +394,30 @@ def evaluate(
     rules: list[CompiledRule],
     report_time: datetime,
 ) -> Evaluation:
-    book = PolicyFactsBook(policies)
     report_iso = report_time.astimezone(UTC).isoformat(timespec="microseconds")
     findings: list[dict[str, Any]] = []
     evaluated = dict.fromkeys((r.id for r in rules), 0)
-    versions = 0
+    everywhere = [r for r in rules if r.issuers is None and not r.excluded]
+    filtered = [r for r in rules if r.issuers is not None or r.excluded]
+    checks = [(r, r.check) for r in everywhere]
+    runs = 0
 
     def run(f: Facts, moment: datetime, at: str, when: str, policy: PolicyFacts | None) -> None:
-        row = f.row
-        for rule in rules:
-            if (rule.issuers is not None or rule.excluded) and not rule.applies_to(row.issuer):
-                continue
-            evaluated[rule.id] += 1
-            outcome = rule.check(f, moment, policy)
+        chosen = checks
+        if filtered:
+            issuer = f.row.issuer
+            chosen = checks + [(r, r.check) for r in filtered if r.applies_to(issuer)]
+            for rule, _ in chosen[len(checks) :]:
+                evaluated[rule.id] += 1
+        for rule, check in chosen:
+            outcome = check(f, moment, policy)
             if outcome is not None:
                 message, expected, actual = outcome
                 findings.append(
                     {
                         "certificate": f.name,
-                        "version": row.version,
-                        "serial": row.serial,
+                        "version": f.row.version,
+                        "serial": f.row.serial,
                         "rule": rule.id,
                         "title": rule.title,
                         "source": rule.source,
@@ -448,6 +430,8 @@ def evaluate(
                     }
                 )
 
+    versions = 0
+    parse = datetime.fromisoformat
     for cert in certs:
         reused = key_reuse(cert.versions)
         current = cert.current
@@ -455,10 +439,14 @@ def evaluate(
             if row.nbf is None or row.exp is None:
                 continue
             versions += 1
-            facts = Facts(cert.name, row, _parse(row.nbf), _parse(row.exp), reused.get(row.version))
-            run(facts, facts.nbf, row.nbf, "issuance", book.get(row.policy_hash))
+            facts = Facts(cert.name, row, parse(row.nbf), parse(row.exp), reused.get(row.version))
+            run(facts, facts.nbf, row.nbf, "issuance", policies.get(row.policy_hash))
+            runs += 1
             if row is current:
-                run(facts, report_time, report_iso, "report", book.get(cert.policy_hash))
+                run(facts, report_time, report_iso, "report", policies.get(cert.policy_hash))
+                runs += 1
+    for rule in everywhere:
+        evaluated[rule.id] = runs
     return Evaluation(findings, evaluated, len(certs), versions)
 
 

@@ -3,14 +3,14 @@ time it was covered by no valid version (gaps) or by more than one (overlaps).""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from ledger.reports.model import ReportContext
-from ledger.reports.policydiff import policy_changes
-from ledger.reports.source import CertificateRows, PolicyBook, VersionRow
+from ledger.reports.source import CertificateRows, VersionRow
 
 Window = tuple[str, str, str]  # (not before, not after, version): the views' UTC text
 
@@ -26,7 +26,7 @@ class JsonCache:
             return default
         found = self._seen.get(text)
         if found is None:
-            found = self._seen[text] = json.loads(text)
+            found = self._seen[text] = orjson.loads(text)
         return found
 
 
@@ -94,15 +94,17 @@ def gaps_and_overlaps(
 
 def key_reuse(versions: Sequence[VersionRow]) -> dict[str, str]:
     """For each version whose key an earlier version of the same name had: that version."""
-    first_by_key: dict[str, str] = {}
+    first: dict[str, str] = {}
     reused: dict[str, str] = {}
     for v in versions:
-        keys = [k for k in (v.spki_sha256, v.key_id) if k]
-        earlier = next((first_by_key[k] for k in keys if k in first_by_key), None)
-        if earlier is not None:
+        spki, key_id = v.spki_sha256, v.key_id
+        earlier = (spki and first.get(spki)) or (key_id and first.get(key_id))
+        if earlier:
             reused[v.version] = earlier
-        for k in keys:
-            first_by_key.setdefault(k, v.version)
+        if spki:
+            first.setdefault(spki, v.version)
+        if key_id:
+            first.setdefault(key_id, v.version)
     return reused
 
 
@@ -118,25 +120,12 @@ def version_entry(
     *,
     current: bool,
     reused_from: str | None,
-    changes: list[dict[str, Any]] | None,
     report_time: str,
     parse: JsonCache,
 ) -> dict[str, Any]:
     certificate = None
     if v.has_certificate:
-        certificate = {
-            "serial": v.serial,
-            "x5t": v.x5t,
-            "subject": v.subject,
-            "issuer": v.issuer_dn,
-            "dns_names": parse(v.dns_names, []),
-            "emails": parse(v.emails, []),
-            "upns": parse(v.upns, []),
-            "ip_addresses": parse(v.ips, []),
-            "key_usage": parse(v.key_usage, []),
-            "ekus": parse(v.ekus, []),
-            "signature_algorithm": v.sig_alg,
-        }
+        certificate = {"serial": v.serial, "x5t": v.x5t, **parse(v.certificate, {})}
     outcome = None
     if v.status in ("failed", "cancelled", "deleted") or v.retries:
         outcome = {
@@ -182,39 +171,25 @@ def version_entry(
         },
         "certificate": certificate,
         "ca_changes": parse(v.ca_changes, {}),
-        "policy": {"hash": v.policy_hash, "changes": changes},
+        "policy": {"hash": v.policy_hash, "changes": parse(v.policy_changes, None)},
         "outcome": outcome,
         "tags": parse(v.tags, {}),
     }
 
 
-def certificate_entry(
-    cert: CertificateRows, policies: PolicyBook, report_time: str, parse: JsonCache
-) -> dict[str, Any]:
+def certificate_entry(cert: CertificateRows, report_time: str, parse: JsonCache) -> dict[str, Any]:
     reused = key_reuse(cert.versions)
-    entries = []
-    previous: VersionRow | None = None
     current = cert.current
-    for v in cert.versions:
-        changes: list[dict[str, Any]] | None = None
-        if previous is not None:
-            if previous.policy_hash == v.policy_hash:
-                changes = []
-            else:
-                changes = policy_changes(
-                    policies.get(previous.policy_hash), policies.get(v.policy_hash)
-                )
-        entries.append(
-            version_entry(
-                v,
-                current=current is v,
-                reused_from=reused.get(v.version),
-                changes=changes,
-                report_time=report_time,
-                parse=parse,
-            )
+    entries = [
+        version_entry(
+            v,
+            current=current is v,
+            reused_from=reused.get(v.version),
+            report_time=report_time,
+            parse=parse,
         )
-        previous = v
+        for v in cert.versions
+    ]
     gaps, overlaps = gaps_and_overlaps(windows(cert), report_time)
     return {
         "name": cert.name,
@@ -230,13 +205,13 @@ def certificate_entry(
 
 
 def lineage_entries(
-    certs: Sequence[CertificateRows], policies: PolicyBook, context: ReportContext
+    certs: Sequence[CertificateRows], context: ReportContext
 ) -> Iterator[dict[str, Any]]:
     """Each certificate's lineage, in name order."""
     parse = JsonCache()
     report_time = context.report_iso
     for cert in certs:
-        yield certificate_entry(cert, policies, report_time, parse)
+        yield certificate_entry(cert, report_time, parse)
 
 
 def summarise(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -266,11 +241,9 @@ def summarise(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def lineage_report(
-    certs: Sequence[CertificateRows], policies: PolicyBook, context: ReportContext
-) -> dict[str, Any]:
+def lineage_report(certs: Sequence[CertificateRows], context: ReportContext) -> dict[str, Any]:
     """The whole lineage report as one JSON document."""
-    entries = list(lineage_entries(certs, policies, context))
+    entries = list(lineage_entries(certs, context))
     return {
         **context.header("lineage"),
         "summary": summarise(entries),

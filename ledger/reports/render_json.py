@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+import orjson
+
 # The long lists written one item per line.
 ITEM_LISTS = ("certificates", "findings")
 
@@ -17,11 +19,11 @@ def write_json(report: Mapping[str, Any], out: TextIO) -> None:
         value = report[key]
         out.write(f"  {json.dumps(key)}: ")
         if key in ITEM_LISTS and isinstance(value, list):
-            dumps = json.JSONEncoder(ensure_ascii=False).encode
+            dumps = orjson.dumps
             separator = "[\n    "
             for item in value:
                 out.write(separator)
-                out.write(dumps(item))
+                out.write(dumps(item).decode())
                 separator = ",\n    "
             out.write("\n  ]" if value else "[]")
         else:

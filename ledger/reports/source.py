@@ -21,11 +21,49 @@ VERSION_COLUMNS = (
     " v.order_ref, v.key_id, v.key_reused, v.kty, v.key_size, v.crv, v.exportable,"
     " v.csr_sha256, v.policy_hash, v.x5t, v.serial, v.nbf, v.exp, v.enabled, v.tags,"
     " v.created, v.promoted_at, v.superseded_at, v.previous_version, v.actor, v.request_id,"
-    " v.error_code, l.spki_sha256, l.issued_at, l.subject, l.issuer_dn, l.issuer_cn,"
-    " l.sig_alg, l.sig_hash, l.dns_names, l.emails, l.upns, l.ips, l.key_usage, l.ekus,"
-    " l.cert_kty, l.cert_key_size, l.cert_crv, l.ca_changes, l.retries,"
-    " l.cancel_requested_at, l.outcome"
+    " v.error_code, l.policy_changes, l.spki_sha256, l.issued_at, l.certificate,"
+    " l.issuer_cn, l.sig_alg, l.sig_hash, l.san_count, l.cert_kty, l.cert_key_size,"
+    " l.cert_crv, l.ca_changes, l.retries, l.cancel_requested_at, l.outcome"
 )
+
+# The columns the compliance rules (and the timeline) read; the others are fetched as NULL.
+RULE_FIELDS = frozenset(
+    {
+        "cert_id",
+        "generation",
+        "version",
+        "seq",
+        "status",
+        "origin",
+        "issuer",
+        "provider",
+        "key_id",
+        "key_reused",
+        "kty",
+        "key_size",
+        "crv",
+        "policy_hash",
+        "serial",
+        "nbf",
+        "exp",
+        "promoted_at",
+        "spki_sha256",
+        "issuer_cn",
+        "sig_alg",
+        "sig_hash",
+        "san_count",
+        "cert_kty",
+        "cert_key_size",
+        "cert_crv",
+    }
+)
+
+
+def _columns(fields: frozenset[str] | None) -> str:
+    names = [c.strip() for c in VERSION_COLUMNS.split(",")]
+    if fields is None:
+        return ", ".join(names)
+    return ", ".join(c if c.split(".")[1] in fields else "NULL" for c in names)
 
 
 @dataclass(slots=True)
@@ -62,19 +100,14 @@ class VersionRow:
     actor: str | None
     request_id: str | None
     error_code: str | None
+    policy_changes: str | None  # JSON: null for a certificate's first version
     spki_sha256: str | None
     issued_at: str | None
-    subject: str | None
-    issuer_dn: str | None
+    certificate: str | None  # JSON: subject, issuer, SANs, usages, signature algorithm
     issuer_cn: str | None
     sig_alg: str | None
     sig_hash: str | None
-    dns_names: str | None
-    emails: str | None
-    upns: str | None
-    ips: str | None
-    key_usage: str | None
-    ekus: str | None
+    san_count: int | None
     cert_kty: str | None
     cert_key_size: int | None
     cert_crv: str | None
@@ -120,8 +153,13 @@ def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
         yield items[start : start + size]
 
 
-def load_certificates(db: Db, names: Sequence[str] | None = None) -> list[CertificateRows]:
-    """Certificates by name (all when `names` is None) with their versions; unknown names raise."""
+def load_certificates(
+    db: Db, names: Sequence[str] | None = None, *, for_rules: bool = False
+) -> list[CertificateRows]:
+    """Certificates by name (all when `names` is None) with their versions; unknown names raise.
+
+    `for_rules` reads only what the compliance rules and the timeline need.
+    """
     certs: dict[str, CertificateRows] = {}
     head = (
         "SELECT cert_id, name, state, version, generation, policy_hash, deleted_on FROM v_current"
@@ -143,7 +181,7 @@ def load_certificates(db: Db, names: Sequence[str] | None = None) -> list[Certif
             cert_id, name, state, version, int(generation), policy_hash, deleted_on
         )
     sql = (
-        f"SELECT {VERSION_COLUMNS} FROM v_versions v"
+        f"SELECT {_columns(RULE_FIELDS if for_rules else None)} FROM v_versions v"
         " LEFT JOIN v_lineage l ON l.cert_id = v.cert_id AND l.version = v.version"
     )
     if names is None:
@@ -163,43 +201,54 @@ def load_certificates(db: Db, names: Sequence[str] | None = None) -> list[Certif
     return sorted((c for c in certs.values() if c.versions), key=lambda c: (c.name.lower(), c.name))
 
 
-class PolicyBook:
-    """Policy documents by SHA-256, read from `v_policies` once and parsed on first use."""
+@dataclass(frozen=True, slots=True)
+class PolicyFacts:
+    """What the compliance rules read of a policy."""
 
-    def __init__(self, db: Db, fingerprints: Iterable[str | None] | None = None) -> None:
-        self._text: dict[str, str] = {}
-        self._parsed: dict[str, dict[str, Any]] = {}
+    validity_months: int | None
+    # (action type, lifetime percentage, days before expiry) of each lifetime action
+    actions: tuple[tuple[str, int | None, int | None], ...]
+
+
+class PolicyBook:
+    """The compliance facts of policies by SHA-256, from `v_policies`."""
+
+    def __init__(self, db: Db | None, fingerprints: Iterable[str | None] | None = None) -> None:
+        self._facts: dict[str, PolicyFacts] = {}
+        if db is None:
+            return
+        sql = "SELECT fingerprint, validity_months, actions FROM v_policies"
         if fingerprints is None:
-            rows = db.execute("SELECT fingerprint, policy FROM v_policies")
+            rows = db.execute(sql)
         else:
             wanted = sorted({f for f in fingerprints if f})
             rows = []
             for chunk in _chunks(wanted):
                 marks = ", ".join("?" for _ in chunk)
-                rows += db.execute(
-                    f"SELECT fingerprint, policy FROM v_policies WHERE fingerprint IN ({marks})",
-                    list(chunk),
-                )
-        self._text = {str(f): str(p) for f, p in rows}
+                rows += db.execute(f"{sql} WHERE fingerprint IN ({marks})", list(chunk))
+        actions: dict[str, tuple[tuple[str, int | None, int | None], ...]] = {}
+        for fingerprint, months, text in rows:
+            parsed = actions.get(text)
+            if parsed is None:
+                parsed = actions[text] = tuple((str(a), p, d) for a, p, d in json.loads(text))
+            self._facts[fingerprint] = PolicyFacts(months, parsed)
 
     @classmethod
     def of(cls, documents: dict[str, dict[str, Any]]) -> PolicyBook:
-        """A book of the given documents, by fingerprint (no database)."""
-        book = cls.__new__(cls)
-        book._text = {}
-        book._parsed = dict(documents)
+        """A book of the given policy documents, by fingerprint (no database)."""
+        from projections.lineage import policy_facts
+
+        book = cls(None)
+        for fingerprint, policy in documents.items():
+            facts = policy_facts(policy)
+            book._facts[fingerprint] = PolicyFacts(
+                facts["validity_months"],
+                tuple((str(a), p, d) for a, p, d in json.loads(facts["actions"])),
+            )
         return book
 
-    def get(self, fingerprint: str | None) -> dict[str, Any] | None:
-        if fingerprint is None:
-            return None
-        found = self._parsed.get(fingerprint)
-        if found is None:
-            text = self._text.get(fingerprint)
-            if text is None:
-                return None
-            found = self._parsed[fingerprint] = json.loads(text)
-        return found
+    def get(self, fingerprint: str | None) -> PolicyFacts | None:
+        return self._facts.get(fingerprint) if fingerprint else None
 
 
 def policy_book_for(db: Db, certs: Sequence[CertificateRows], *, everything: bool) -> PolicyBook:

@@ -15,6 +15,7 @@ from ledger.reports.rules import parse_rules
 from ledger.reports.run import ViewsAt, build_report, views_position
 from tests.integration.conftest import Clock, Openssl, PolicyFactory
 from tests.integration.test_report_lineage import caught_up
+from tests.support.report_schema import assert_valid
 from tests.support.report_story import build_story
 
 CHECKPOINT = Checkpoint(origin="test", tree_size=3, root_hash="unavailable")
@@ -69,6 +70,7 @@ def test_findings_at_issuance_and_now(
     legacy = import_legacy(ledger, ctx, openssl, tmp_path, make_policy)
     db = caught_up(ledger)
     report = compliance(ViewsAt(db, views_position(db), datetime.now(UTC)))
+    assert_valid(report)
 
     assert report["schema_version"] == 1 and report["report"] == "compliance"
     assert report["checkpoint"]["tree_size"] == 3

@@ -15,6 +15,7 @@ from ledger.reports.asof import views_as_of
 from ledger.reports.model import Checkpoint
 from ledger.reports.run import ViewsAt, build_report, views_position
 from tests.integration.conftest import Clock, PolicyFactory
+from tests.support.report_schema import assert_valid
 from tests.support.report_story import CA_AGE, Story, build_story
 
 CHECKPOINT = Checkpoint(origin="test", tree_size=0, root_hash="unavailable")
@@ -49,6 +50,7 @@ def test_lineage_of_a_hand_built_history(
     db = caught_up(ledger)
     now = datetime.now(UTC)
     report = lineage(ViewsAt(db, views_position(db), now))
+    assert_valid(report)
 
     assert report["schema_version"] == 1
     assert report["report"] == "lineage"
@@ -244,6 +246,7 @@ def test_as_of_agrees_with_the_report_made_at_that_time(
     for names in (None, ["web"]):
         memory, position, _ = views_as_of(ledger, db, point, names)
         as_of = lineage(ViewsAt(memory, position, story.after_v2, story.after_v2), names)
+        assert_valid(as_of)
         assert as_of["as_of"] == live["report_time"]
         assert as_of["log_position"] == live["log_position"]
         assert as_of["summary"] == live["summary"]
