@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 LINEAGE_COLUMNS = (
@@ -94,24 +94,32 @@ def _provenance(report: Mapping[str, Any]) -> list[Any]:
     ]
 
 
-def lineage_rows(report: Mapping[str, Any]) -> list[list[Any]]:
+def _flag(value: bool | None) -> str:
+    return "" if value is None else ("true" if value else "false")
+
+
+def _json_cell(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else ""
+
+
+def lineage_rows(report: Mapping[str, Any]) -> Iterator[list[Any]]:
+    """One row per version; the csv module writes None as an empty cell."""
     tail = _provenance(report)
-    rows = []
     for cert in report["certificates"]:
+        name, state = cert["name"], cert["state"]
         for v in cert["versions"]:
             c = v["certificate"] or {}
             key, issuer, outcome = v["key"], v["issuer"], v["outcome"] or {}
-            changes = v["policy"]["changes"]
-            row = [
-                cert["name"],
-                cert["state"],
+            yield [
+                name,
+                state,
                 v["generation"],
                 v["sequence"],
                 v["version"],
                 v["status"],
                 v["origin"],
-                v["current"],
-                v["enabled"],
+                _flag(v["current"]),
+                _flag(v["enabled"]),
                 c.get("serial"),
                 c.get("x5t"),
                 c.get("subject"),
@@ -133,20 +141,19 @@ def lineage_rows(report: Mapping[str, Any]) -> list[list[Any]]:
                 key["type"],
                 key["size"],
                 key["curve"],
-                key["reused"],
+                _flag(key["reused"]),
                 key["reused_from"],
                 key["spki_sha256"],
                 v["csr_sha256"],
                 c.get("signature_algorithm"),
                 v["policy"]["hash"],
-                changes,
-                v["ca_changes"],
+                _json_cell(v["policy"]["changes"]),
+                _json_cell(v["ca_changes"]),
                 outcome.get("error_code"),
                 outcome.get("message"),
                 outcome.get("retries"),
+                *tail,
             ]
-            rows.append([_cell(x) for x in row] + tail)
-    return rows
 
 
 def finding_rows(report: Mapping[str, Any]) -> list[list[Any]]:

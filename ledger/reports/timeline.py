@@ -13,7 +13,7 @@ from ledger.reports.source import CertificateRows
 LABEL_WIDTH = 230
 LANE_HEIGHT = 12
 ROW_PADDING = 8
-AXIS_HEIGHT = 34
+AXIS_HEIGHT = 44
 LEGEND_HEIGHT = 34
 COLOURS = {"current": "#2f7d32", "superseded": "#5472d3", "expired": "#a7a7a7"}
 
@@ -60,10 +60,10 @@ def timeline_rows(certs: Sequence[CertificateRows], report_time: datetime) -> li
                 lane_ends.append(end)
             else:
                 lane_ends[lane] = end
-            if current is not None and version == current.version:
-                kind = "current"
-            elif end <= report_iso:
+            if end <= report_iso:
                 kind = "expired"
+            elif current is not None and version == current.version:
+                kind = "current"
             else:
                 kind = "superseded"
             bars.append(Bar(version, _dt(start), _dt(end), kind, lane))
@@ -188,9 +188,9 @@ def timeline_svg(
         y += row.height
     rx = x(report_time)
     out.append(
-        f'<line x1="{rx}" y1="{AXIS_HEIGHT - 4}" x2="{rx}" y2="{bottom}" stroke="#c2185b"'
+        f'<line x1="{rx}" y1="16" x2="{rx}" y2="{bottom}" stroke="#c2185b"'
         ' stroke-width="1.5" stroke-dasharray="4 3"/>'
-        f'<text x="{rx + 4}" y="{AXIS_HEIGHT - 22}" fill="#c2185b">report time</text>'
+        f'<text x="{rx + 4}" y="12" fill="#c2185b">report time</text>'
     )
     legend = [
         ("current", COLOURS["current"]),
