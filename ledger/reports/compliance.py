@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.pki.issue import add_months
 from ledger.reports.lineage import key_reuse
-from ledger.reports.model import ReportContext
+from ledger.reports.model import ReportContext, iso_text
 from ledger.reports.rules import SEVERITIES, Rule, Rules, RulesFile
 from ledger.reports.source import CertificateRows, PolicyBook, PolicyFacts, VersionRow
 
@@ -394,7 +394,7 @@ def evaluate(
     rules: list[CompiledRule],
     report_time: datetime,
 ) -> Evaluation:
-    report_iso = report_time.astimezone(UTC).isoformat(timespec="microseconds")
+    report_iso = iso_text(report_time)
     findings: list[dict[str, Any]] = []
     evaluated = dict.fromkeys((r.id for r in rules), 0)
     everywhere = [r for r in rules if r.issuers is None and not r.excluded]

@@ -41,12 +41,6 @@ class Rule(BaseModel):
     issuers: list[str] = Field(default_factory=list)
     exclude_issuers: list[str] = Field(default_factory=list)
 
-    def applies_to(self, issuer: str | None) -> bool:
-        name = (issuer or "").lower()
-        if self.issuers and name not in {i.lower() for i in self.issuers}:
-            return False
-        return name not in {i.lower() for i in self.exclude_issuers}
-
 
 # -- Azure Policy's built-in rules for Key Vault certificates --------------------------------
 

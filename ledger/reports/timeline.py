@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 
 from ledger.reports.lineage import gaps_and_overlaps, windows
+from ledger.reports.model import iso_text
 from ledger.reports.source import CertificateRows
 
 LABEL_WIDTH = 230
@@ -45,7 +46,7 @@ def _dt(text: str) -> datetime:
 
 
 def timeline_rows(certs: Sequence[CertificateRows], report_time: datetime) -> list[Row]:
-    report_iso = report_time.astimezone(UTC).isoformat(timespec="microseconds")
+    report_iso = iso_text(report_time)
     rows = []
     for cert in certs:
         spans = windows(cert)

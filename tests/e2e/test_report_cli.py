@@ -211,6 +211,11 @@ def test_as_of_gives_the_report_made_then(cli: Run, built: Built) -> None:
         built.story.v1,
         built.story.v2,
     ]
+    # The same point named by its log position.
+    position = cli("report", "lineage", "web", "--at-position", str(then["log_position"]))
+    by_position = json.loads(position.stdout)
+    assert by_position["at_position"] == then["log_position"]
+    assert by_position["certificates"] == then["certificates"]
     # The whole ledger as of then has only `web` (`other` came later).
     everything = json.loads(cli("report", "lineage", "--as-of", as_of).stdout)
     assert [c["name"] for c in everything["certificates"]] == ["web"]

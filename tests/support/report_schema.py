@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "report-schema-v1.json"
 
@@ -20,7 +21,8 @@ def validator() -> Draft202012Validator:
 
 
 def assert_valid(report: Any) -> None:
-    errors = sorted(validator().iter_errors(report), key=lambda e: list(e.absolute_path))
-    assert not errors, "\n".join(
-        f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors[:10]
-    )
+    """Fails with the most specific error: its path in the report and the problem."""
+    error = best_match(validator().iter_errors(report))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "(root)"
+        raise AssertionError(f"{where}: {error.message[:300]}")

@@ -471,3 +471,38 @@ def test_certificate_facts_count_every_kind_of_san() -> None:
         ["ops@a.example"],
         [],
     )
+
+
+def test_the_schema_refuses_a_report_that_breaks_it() -> None:
+    from tests.support.report_schema import assert_valid
+
+    cert = CertificateRows("c1", "web", "active", "v1", 1, "good", None, [version()])
+    compiled = compile_rules(RulesFile().rules)
+    result = evaluate([cert], PolicyBook.of(BOOK), compiled, REPORT_TIME)
+    report = {
+        "schema_version": 1,
+        "report": "compliance",
+        "generated_at": t(REPORT_TIME),
+        "report_time": t(REPORT_TIME),
+        "as_of": None,
+        "at_position": None,
+        "log_position": 7,
+        "checkpoint": {"origin": "o", "tree_size": 7, "root_hash": "unavailable", "note": ""},
+        "rules": RulesFile().as_json(),
+        "summary": {
+            "certificates": 1,
+            "versions_evaluated": 1,
+            "findings": 0,
+            "certificates_with_findings": 0,
+            "by_severity": dict.fromkeys(("critical", "high", "medium", "low", "info"), 0),
+            "by_evaluation": {"issuance": 0, "report": 0},
+            "by_rule": {},
+        },
+        "findings": result.findings,
+    }
+    assert_valid(report)
+    broken = {**report, "findings": [{"rule": "made_up"}]}
+    with pytest.raises(AssertionError, match="findings/0"):
+        assert_valid(broken)
+    with pytest.raises(AssertionError, match="checkpoint"):
+        assert_valid({**report, "checkpoint": {"tree_size": -1}})
