@@ -69,9 +69,7 @@ def open_ledger(
         **discover_providers(),
         **load_providers(settings.extra_providers),
     }
-    services = ProviderServices(
-        custody=custody, now=now, orders=SqlOrderBook(db)
-    )
+    services = ProviderServices(custody=custody, now=now, orders=SqlOrderBook(db))
     registry = ProviderRegistry(services, factories)
     return Ledger(settings, custody, registry, clock=now, pause=pause)
 

@@ -23,6 +23,7 @@ from projections.deleted import DeletedView
 from projections.inventory import InventoryView
 from projections.issuers import ContactsView, IssuersView
 from projections.lifetime import LifetimeView
+from projections.lineage import LineageView
 from projections.managed import ManagedView
 from projections.notifications import NotificationsView
 from projections.operations import OperationsView
@@ -42,6 +43,7 @@ VIEW_CLASSES: tuple[type[View], ...] = (
     AccessView,
     LifetimeView,
     NotificationsView,
+    LineageView,
 )
 Progress = Callable[[int, int], None]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -68,6 +69,75 @@ def generate(ledger: Ledger, certs: int, offset: int = 0, batch: int = 500) -> i
             cert = Certificate.register(CTX, f"cert-{i:07d}")
             cert.replace_policy(CTX, policy.to_kv_json(), policy.fingerprint())
             for _ in range(2):
+                cert.open_operation(CTX, uuid.uuid4().hex, "Self", "application/x-pkcs12")
+                cert.create_key_pair(
+                    CTX,
+                    key_id=uuid.uuid4().hex,
+                    kty="EC",
+                    key_size=None,
+                    crv="P-256",
+                    public_key_pem=pem,
+                    exportable=True,
+                    reused=False,
+                )
+                cert.issue_csr(CTX, "Q1NS", "00")
+                cert.merge_x509(CTX, facts, source="self")
+                cert.promote(CTX)
+            written += len(cert.pending_events)
+            aggregates.append(cert)
+        ledger.save(*aggregates)
+    return written
+
+
+def _version_facts(policy: Any, issued: datetime) -> tuple[str, X509Facts]:
+    key = generate_private_key("EC", None, "P-256")
+    cert = self_signed(key, profile_from_policy(policy), now=issued)
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    facts = X509Facts(
+        cert_der=base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode(),
+        chain_der=[],
+        x5t=x5t(cert),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+    return pem, facts
+
+
+def generate_lineage(ledger: Ledger, certs: int, versions: int = 3, batch: int = 500) -> int:
+    """`certs` certificates with `versions` versions each, closer to a real ledger than
+    `generate`: every version has its own key and certificate, issued 150 days after the one
+    before, and the policy (one per certificate) alternates between 12 and 6 months of
+    validity, so versions overlap and some leave gaps. Returns the events written."""
+    now = datetime.now(UTC)
+    written = 0
+    for start in range(0, certs, batch):
+        aggregates = []
+        for i in range(start, min(start + batch, certs)):
+            name = f"cert-{i:07d}"
+            policies = [
+                policy_from_options(
+                    subject=f"CN={name}.example",
+                    sans=[f"{name}.example"],
+                    kty="EC",
+                    size=None,
+                    curve="P-256",
+                    validity_months=months,
+                    issuer="Self",
+                    content_type=None,
+                )
+                for months in (12, 6)
+            ]
+            cert = Certificate.register(CTX, name)
+            for n in range(versions):
+                policy = policies[n % 2]
+                issued = now - timedelta(days=150 * (versions - 1 - n))
+                pem, facts = _version_facts(policy, issued)
+                cert.replace_policy(CTX, policy.to_kv_json(), policy.fingerprint())
                 cert.open_operation(CTX, uuid.uuid4().hex, "Self", "application/x-pkcs12")
                 cert.create_key_pair(
                     CTX,

@@ -139,6 +139,7 @@ LAZY_COMMANDS = {
     "history": "ledger.cli.history:history",
     "audit": "ledger.cli.audit:audit",
     "replay": "ledger.cli.replay:replay",
+    "report": "ledger.cli.report:report",
     "worker": "ledger.cli.worker:worker",
     "projections": "ledger.cli.views:projections",
     "completion": "ledger.cli.views:completion",

@@ -1,0 +1,1 @@
+"""Compliance and lineage reports computed from the ledger's views, tied to a log checkpoint."""
