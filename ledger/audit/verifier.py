@@ -453,8 +453,13 @@ class _Assembler:
 
 
 def _can_fork() -> bool:
-    """Workers are forked: only where fork exists, and with no other thread to copy."""
-    return sys.platform == "linux" and threading.active_count() == 1
+    """Workers need fork or a fork server (Linux); a fork server is used while other threads
+    run, since forking would copy their locks mid-use."""
+    return sys.platform == "linux"
+
+
+def _start_method() -> str:
+    return "fork" if threading.active_count() == 1 else "forkserver"
 
 
 def default_jobs() -> int:
@@ -538,7 +543,7 @@ def _scan_parallel(
     assert source.path is not None
     tasks = [(str(source.path), source.events_table, chunk) for chunk in chunks]
     results = []
-    with multiprocessing.get_context("fork").Pool(min(jobs, len(chunks))) as pool:
+    with multiprocessing.get_context(_start_method()).Pool(min(jobs, len(chunks))) as pool:
         for result in pool.imap(_scan_in_worker, tasks):
             results.append(result)
             if progress is not None:
