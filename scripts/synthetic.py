@@ -19,6 +19,24 @@ from ledger.profile import profile_from_policy
 CTX = Ctx("bench")
 
 
+def add_self_signed_version(cert: Certificate, pem: str, facts: X509Facts) -> None:
+    """One completed self-signed EC P-256 version, as the worker would record it."""
+    cert.open_operation(CTX, uuid.uuid4().hex, "Self", "application/x-pkcs12")
+    cert.create_key_pair(
+        CTX,
+        key_id=uuid.uuid4().hex,
+        kty="EC",
+        key_size=None,
+        crv="P-256",
+        public_key_pem=pem,
+        exportable=True,
+        reused=False,
+    )
+    cert.issue_csr(CTX, "Q1NS", "00")
+    cert.merge_x509(CTX, facts, source="self")
+    cert.promote(CTX)
+
+
 def sample_facts() -> tuple[str, X509Facts]:
     """One real certificate (public facts only) shared by the synthetic versions."""
     policy = policy_from_options(
@@ -69,20 +87,7 @@ def generate(ledger: Ledger, certs: int, offset: int = 0, batch: int = 500) -> i
             cert = Certificate.register(CTX, f"cert-{i:07d}")
             cert.replace_policy(CTX, policy.to_kv_json(), policy.fingerprint())
             for _ in range(2):
-                cert.open_operation(CTX, uuid.uuid4().hex, "Self", "application/x-pkcs12")
-                cert.create_key_pair(
-                    CTX,
-                    key_id=uuid.uuid4().hex,
-                    kty="EC",
-                    key_size=None,
-                    crv="P-256",
-                    public_key_pem=pem,
-                    exportable=True,
-                    reused=False,
-                )
-                cert.issue_csr(CTX, "Q1NS", "00")
-                cert.merge_x509(CTX, facts, source="self")
-                cert.promote(CTX)
+                add_self_signed_version(cert, pem, facts)
             written += len(cert.pending_events)
             aggregates.append(cert)
         ledger.save(*aggregates)
@@ -138,20 +143,7 @@ def generate_lineage(ledger: Ledger, certs: int, versions: int = 3, batch: int =
                 issued = now - timedelta(days=150 * (versions - 1 - n))
                 pem, facts = _version_facts(policy, issued)
                 cert.replace_policy(CTX, policy.to_kv_json(), policy.fingerprint())
-                cert.open_operation(CTX, uuid.uuid4().hex, "Self", "application/x-pkcs12")
-                cert.create_key_pair(
-                    CTX,
-                    key_id=uuid.uuid4().hex,
-                    kty="EC",
-                    key_size=None,
-                    crv="P-256",
-                    public_key_pem=pem,
-                    exportable=True,
-                    reused=False,
-                )
-                cert.issue_csr(CTX, "Q1NS", "00")
-                cert.merge_x509(CTX, facts, source="self")
-                cert.promote(CTX)
+                add_self_signed_version(cert, pem, facts)
             written += len(cert.pending_events)
             aggregates.append(cert)
         ledger.save(*aggregates)
