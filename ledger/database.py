@@ -212,7 +212,14 @@ class Cursor:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self._cursor.executemany(self._db._sql(sql), [tuple(r) for r in rows])
+            self._cursor.executemany(self._db._sql(sql), rows)
+
+    def columns(self, table: str) -> tuple[str, ...]:
+        """The table's column names, in order."""
+        self._cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+        names = tuple(str(d[0]) for d in self._cursor.description)
+        self._cursor.fetchall()
+        return names
 
     def lock_key(self, key: str) -> None:
         """Within a transaction: serialise on `key` (SQLite's write lock already does)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
-from ledger.database import Db
+from ledger.database import Cursor, Db
 from projections.access import AccessView
 from projections.current import CurrentView
 from projections.deleted import DeletedView
@@ -27,10 +27,12 @@ from projections.lineage import LineageView
 from projections.managed import ManagedView
 from projections.notifications import NotificationsView
 from projections.operations import OperationsView
+from projections.rows import Rows
 from projections.versions import VersionsView
-from projections.view import View
+from projections.view import Handler, View
 
 TRACKING = "v_tracking"
+REVISIONS = "v_revisions"
 VIEW_CLASSES: tuple[type[View], ...] = (
     CurrentView,
     VersionsView,
@@ -74,23 +76,60 @@ class Projector:
         self.by_name = {v.name: v for v in self.views}
         self._handled = frozenset().union(*(v.topics for v in self.views))
         self._lock = threading.Lock()
+        self._written: dict[str, int] = {}  # position this projector last committed, by view
+        if db.url.is_sqlite and db.url.path is not None:
+            # Views are rebuilt from the log at will: their commits need not wait for the
+            # disk (WAL keeps the file consistent; the events' own commits still do).
+            db.execute("PRAGMA synchronous=NORMAL")
         self.create_tables()
 
-    def create_tables(self, views: Iterable[View] | None = None) -> None:
+    def create_tables(self, views: Iterable[View] | None = None, *, indexes: bool = True) -> None:
+        """Create the views' tables; a view stored at an older revision starts again.
+
+        Without `indexes`, secondary indexes wait for `create_indexes` (bulk loads).
+        """
         with self.db.transaction() as cur:
             cur.lock_schema()
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {TRACKING} ("
                 " view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
             )
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {REVISIONS} ("
+                " view TEXT PRIMARY KEY, revision INTEGER NOT NULL)"
+            )
+            stored = dict(cur.execute(f"SELECT view, revision FROM {REVISIONS}"))
             for view in views or self.views:
+                if stored.get(view.name, 1) != view.revision:
+                    self._drop(cur, view)
                 for statement in view.schema:
-                    cur.execute(statement)
+                    if indexes or not _is_index(statement):
+                        cur.execute(statement)
                 cur.execute(
                     f"INSERT INTO {TRACKING} (view, position) VALUES (?, 0)"
                     " ON CONFLICT (view) DO NOTHING",
                     [view.name],
                 )
+                cur.execute(
+                    f"INSERT INTO {REVISIONS} (view, revision) VALUES (?, ?)"
+                    " ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
+                    [view.name, view.revision],
+                )
+
+    def create_indexes(self, views: Iterable[View]) -> None:
+        with self.db.transaction() as cur:
+            cur.lock_schema()
+            for view in views:
+                for statement in view.schema:
+                    if _is_index(statement):
+                        cur.execute(statement)
+
+    @staticmethod
+    def _drop(cur: Cursor, view: View) -> None:
+        for table in view.tables:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute(f"DELETE FROM {TRACKING} WHERE view = ?", [view.name])
+        view.rows.forget()
 
     def select(self, names: Iterable[str] | None) -> list[View]:
         if names is None:
@@ -144,37 +183,61 @@ class Projector:
                     return read
 
     def _apply(self, views: list[View], events: list[tuple[int, str, Any]], last: int) -> None:
-        with self.db.transaction() as cur:
-            lock = "" if self.db.url.is_sqlite else " FOR UPDATE"
-            rows = cur.execute(
-                f"SELECT view, position FROM {TRACKING} WHERE view IN"
-                f" ({', '.join('?' for _ in views)}){lock}",
-                [v.name for v in views],
-            )
-            current = {str(name): int(pos) for name, pos in rows}
-            for view in views:
-                seen = current[view.name]
-                if seen >= last:
-                    continue
-                handlers = view.handlers
+        applied: list[str] = []
+        try:
+            with self.db.transaction() as cur:
+                lock = "" if self.db.url.is_sqlite else " FOR UPDATE"
+                found = cur.execute(
+                    f"SELECT view, position FROM {TRACKING} WHERE view IN"
+                    f" ({', '.join('?' for _ in views)}){lock}",
+                    [v.name for v in views],
+                )
+                current = {str(name): int(pos) for name, pos in found}
+                live = [v for v in views if current[v.name] < last]
+                routes: dict[str, list[tuple[Handler, View, Rows, int]]] = {}
+                for view in live:
+                    seen = current[view.name]
+                    if self._written.get(view.name) != seen:
+                        view.rows.forget()  # another process moved the view: stale rows
+                    view.rows.bind(cur)
+                    for topic, handler in view.handlers.items():
+                        routes.setdefault(topic, []).append((handler, view, view.rows, seen))
                 for position, qualname, event in events:
-                    handler = handlers.get(qualname)
-                    if handler is not None and position > seen:
-                        handler(view, cur, event)
-                cur.execute(f"UPDATE {TRACKING} SET position = ? WHERE view = ?", [last, view.name])
+                    for handler, view, rows, seen in routes.get(qualname, ()):
+                        if position > seen:
+                            handler(view, rows, event)
+                for view in live:
+                    view.rows.flush()
+                cur.executemany(
+                    f"UPDATE {TRACKING} SET position = ? WHERE view = ?",
+                    [(last, v.name) for v in live],
+                )
+                applied = [v.name for v in live]
+        except BaseException:
+            for view in views:
+                view.rows.forget()
+                self._written.pop(view.name, None)
+            raise
+        for name in applied:
+            self._written[name] = last
 
     def rebuild(
         self, names: Iterable[str] | None = None, *, progress: Progress | None = None
     ) -> int:
-        """Drop the views' tables and replay the whole log into them."""
+        """Drop the views' tables and replay the whole log into them.
+
+        Secondary indexes are built once at the end, which is faster than keeping them up
+        to date row by row.
+        """
         views = self.select(names)
         with self._lock, self.db.transaction() as cur:
             for view in views:
-                for table in view.tables:
-                    cur.execute(f"DROP TABLE IF EXISTS {table}")
-                cur.execute(f"DELETE FROM {TRACKING} WHERE view = ?", [view.name])
-        self.create_tables(views)
-        return self.catch_up([v.name for v in views], batch_size=5000, progress=progress)
+                self._drop(cur, view)
+        self.create_tables(views, indexes=False)
+        try:
+            return self.catch_up([v.name for v in views], batch_size=5000, progress=progress)
+        finally:
+            self.create_indexes(views)
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Read-your-writes: until every view has reached `position` (catching up here)."""
@@ -194,6 +257,10 @@ class Projector:
                     waker.wait(stop)
         finally:
             waker.close()
+
+
+def _is_index(statement: str) -> bool:
+    return statement.lstrip().upper().startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))
 
 
 class Waker:

@@ -92,10 +92,6 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], None])
         tls = ensure_server_tls(ledger, Ctx(settings.principal), list(options.tls_hosts))
         say(f"CA certificate: {tls.ca_file}")
         db = settings.database.connect()
-        if db.url.is_sqlite:
-            # The views are rebuilt from the log at will: their commits need not wait for
-            # the disk (the events' own commits still do).
-            db.execute("PRAGMA synchronous=NORMAL")
         projector = Projector(db, ledger.recorder, ledger.mapper)
         services = ApiServices(ledger, projector, Queries(db, vault_url))
         app = create_app(services, load_tokens(settings))

@@ -211,6 +211,30 @@ def test_one_view_rebuilds_alone(
         projector.rebuild(["nope"])
 
 
+@pytest.mark.parametrize("older", ["revision 1", "no revisions table"])
+def test_a_view_stored_at_an_older_revision_is_rebuilt(
+    ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries], older: str
+) -> None:
+    projector, _ = views
+    scenario(ledger, make_policy)
+    projector.catch_up()
+    live = dump(projector)
+    projector.db.execute("DELETE FROM v_lineage_heads")  # as a ledger from before heads
+    if older == "revision 1":
+        projector.db.execute("UPDATE v_revisions SET revision = 1 WHERE view = 'lineage'")
+    else:
+        projector.db.execute("DROP TABLE v_revisions")
+    again = Projector(ledger.settings.database.connect(), ledger.recorder, ledger.mapper)
+    try:
+        positions = again.positions()
+        assert positions["lineage"] == 0
+        assert positions["current"] == projector.head()
+        again.catch_up()
+        assert dump(again) == live
+    finally:
+        again.db.close()
+
+
 def test_concurrent_projectors_apply_each_event_once(
     ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries]
 ) -> None:
