@@ -8,15 +8,17 @@ one database never apply an event twice.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import Mapper, Notification
 
-from ledger.database import Cursor, Db
+from ledger.database import Cursor, DatabaseUrl, Db
 from projections.access import AccessView
 from projections.current import CurrentView
 from projections.deleted import DeletedView
@@ -28,6 +30,7 @@ from projections.managed import ManagedView
 from projections.notifications import NotificationsView
 from projections.operations import OperationsView
 from projections.rows import Rows
+from projections.source import EventLog, default_mapper
 from projections.versions import VersionsView
 from projections.view import Handler, View
 
@@ -50,6 +53,14 @@ VIEW_CLASSES: tuple[type[View], ...] = (
 Progress = Callable[[int, int], None]
 
 
+class Log(Protocol):
+    """What a projector reads: the application recorder, or an `EventLog`."""
+
+    def max_notification_id(self) -> int | None: ...
+
+    def select_notifications(self, start: int, limit: int) -> Sequence[Notification]: ...
+
+
 @dataclass(frozen=True)
 class ViewStatus:
     name: str
@@ -65,9 +76,11 @@ class Projector:
     def __init__(
         self,
         db: Db,
-        recorder: ApplicationRecorder,
+        recorder: Log,
         mapper: Mapper[Any],
         views: Sequence[View] | None = None,
+        *,
+        create: bool = True,
     ) -> None:
         self.db = db
         self.recorder = recorder
@@ -81,7 +94,9 @@ class Projector:
             # Views are rebuilt from the log at will: their commits need not wait for the
             # disk (WAL keeps the file consistent; the events' own commits still do).
             db.execute("PRAGMA synchronous=NORMAL")
-        self.create_tables()
+            db.execute("PRAGMA secure_delete=OFF")  # views hold no secrets to scrub
+        if create:
+            self.create_tables()
 
     def create_tables(self, views: Iterable[View] | None = None, *, indexes: bool = True) -> None:
         """Create the views' tables; a view stored at an older revision starts again.
@@ -222,12 +237,18 @@ class Projector:
             self._written[name] = last
 
     def rebuild(
-        self, names: Iterable[str] | None = None, *, progress: Progress | None = None
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        progress: Progress | None = None,
+        jobs: int | None = None,
     ) -> int:
         """Drop the views' tables and replay the whole log into them.
 
-        Secondary indexes are built once at the end, which is faster than keeping them up
-        to date row by row.
+        With `jobs` > 1 (the default on a multi-core machine, for a database other
+        processes can open), the views are shared out between this process and `jobs - 1`
+        others, each reading the log once. Secondary indexes are built once at the end,
+        which is faster than keeping them up to date row by row.
         """
         views = self.select(names)
         with self._lock, self.db.transaction() as cur:
@@ -235,9 +256,37 @@ class Projector:
                 self._drop(cur, view)
         self.create_tables(views, indexes=False)
         try:
-            return self.catch_up([v.name for v in views], batch_size=5000, progress=progress)
+            groups = share_out(views, self._jobs(jobs))
+            if len(groups) == 1:
+                return self.catch_up([v.name for v in views], batch_size=5000, progress=progress)
+            context: Any = multiprocessing.get_context(
+                "fork" if threading.active_count() == 1 else "forkserver"
+            )
+            others = [
+                context.Process(target=_rebuild_share, args=(self.db.url, [v.name for v in g]))
+                for g in groups[1:]
+            ]
+            for process in others:
+                process.start()
+            try:
+                names_here = [v.name for v in groups[0]]
+                read = self.catch_up(names_here, batch_size=5000, progress=progress)
+            finally:
+                for process in others:
+                    process.join()
+            failed = [p.exitcode for p in others if p.exitcode != 0]
+            if failed:
+                raise RuntimeError(f"a rebuilding process failed (exit codes {failed})")
+            return read
         finally:
             self.create_indexes(views)
+
+    def _jobs(self, jobs: int | None) -> int:
+        if self.db.url.is_sqlite and self.db.url.path is None:
+            return 1  # an in-memory database is this process's alone
+        if jobs is None:
+            jobs = min(4, os.cpu_count() or 1)
+        return max(1, jobs)
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Read-your-writes: until every view has reached `position` (catching up here)."""
@@ -257,6 +306,28 @@ class Projector:
                     waker.wait(stop)
         finally:
             waker.close()
+
+
+def share_out(views: Sequence[View], jobs: int) -> list[list[View]]:
+    """Views in at most `jobs` groups of about equal work (handlers as the measure)."""
+    groups: list[list[View]] = [[] for _ in range(min(jobs, len(views)) or 1)]
+    load = [0] * len(groups)
+    for view in sorted(views, key=lambda v: -len(v.handlers)):
+        lightest = load.index(min(load))
+        groups[lightest].append(view)
+        load[lightest] += len(view.handlers)
+    return [g for g in groups if g]
+
+
+def _rebuild_share(url: DatabaseUrl, names: list[str]) -> None:
+    """In another process: catch up these (freshly emptied) views from the log."""
+    db = url.connect()
+    try:
+        views = [cls() for cls in VIEW_CLASSES if cls.name in names]
+        projector = Projector(db, EventLog(db), default_mapper(), views, create=False)
+        projector.catch_up(batch_size=5000)
+    finally:
+        db.close()
 
 
 def _is_index(statement: str) -> bool:
