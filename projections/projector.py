@@ -91,11 +91,14 @@ class Projector:
         self._handled = frozenset().union(*(v.topics for v in self.views))
         self._lock = threading.Lock()
         self._written: dict[str, int] = {}  # position this projector last committed, by view
+        # Views are rebuilt from the log at will: their commits need not wait for the disk
+        # (a crash loses the last batches with their positions; the events' own commits
+        # still wait).
         if db.url.is_sqlite and db.url.path is not None:
-            # Views are rebuilt from the log at will: their commits need not wait for the
-            # disk (WAL keeps the file consistent; the events' own commits still do).
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps the file consistent
             db.execute("PRAGMA secure_delete=OFF")  # views hold no secrets to scrub
+        elif not db.url.is_sqlite:
+            db.execute("SET synchronous_commit = off")
         if create:
             self.create_tables()
 
@@ -191,51 +194,79 @@ class Projector:
                     qualname = n.topic.partition(":")[2]
                     if qualname in self._handled:
                         events.append((n.id, qualname, self.mapper.to_domain_event(n)))
-                self._apply(views, events, batch[-1].id)
+                if not self._apply(views, events, batch[-1].id, positions):
+                    continue  # another projector got there first
                 read += len(batch)
                 if progress:
                     progress(batch[-1].id, max(head, batch[-1].id))
                 if len(batch) < batch_size:
                     return read
 
-    def _apply(self, views: list[View], events: list[tuple[int, str, Any]], last: int) -> None:
-        applied: list[str] = []
+    def _apply(
+        self,
+        views: list[View],
+        events: list[tuple[int, str, Any]],
+        last: int,
+        positions: dict[str, int],
+    ) -> bool:
+        """Apply a batch: handlers run first, then one short write transaction commits the
+        rows and positions, unless another projector moved these views meanwhile (then
+        nothing is written and False is returned, to read the positions again).
+
+        `positions` are the views' positions read before the batch was selected.
+        """
+        live = [v for v in views if positions[v.name] < last]
+        if not live:
+            return True
+        routes: dict[str, list[tuple[Handler, View, Rows, int]]] = {}
+        for view in live:
+            seen = positions[view.name]
+            if self._written.get(view.name) != seen:
+                view.rows.forget()  # another process moved the view: cached rows are stale
+            view.rows.bind(self.db)
+            for topic, handler in view.handlers.items():
+                routes.setdefault(topic, []).append((handler, view, view.rows, seen))
         try:
-            with self.db.transaction() as cur:
-                lock = "" if self.db.url.is_sqlite else " FOR UPDATE"
-                found = cur.execute(
-                    f"SELECT view, position FROM {TRACKING} WHERE view IN"
-                    f" ({', '.join('?' for _ in views)}){lock}",
-                    [v.name for v in views],
-                )
-                current = {str(name): int(pos) for name, pos in found}
-                live = [v for v in views if current[v.name] < last]
-                routes: dict[str, list[tuple[Handler, View, Rows, int]]] = {}
-                for view in live:
-                    seen = current[view.name]
-                    if self._written.get(view.name) != seen:
-                        view.rows.forget()  # another process moved the view: stale rows
-                    view.rows.bind(cur)
-                    for topic, handler in view.handlers.items():
-                        routes.setdefault(topic, []).append((handler, view, view.rows, seen))
+            try:
                 for position, qualname, event in events:
                     for handler, view, rows, seen in routes.get(qualname, ()):
                         if position > seen:
                             handler(view, rows, event)
-                for view in live:
-                    view.rows.flush()
-                cur.executemany(
-                    f"UPDATE {TRACKING} SET position = ? WHERE view = ?",
-                    [(last, v.name) for v in live],
+            except Exception:
+                # Rows read while another projector wrote may not fit these events: that
+                # is a lost race, not a fault, when the positions moved meanwhile.
+                now = self.positions()
+                if any(now[v.name] != positions[v.name] for v in live):
+                    moved = True
+                    return False
+                raise
+            with self.db.transaction() as cur:
+                lock = "" if self.db.url.is_sqlite else " FOR UPDATE"
+                found = cur.execute(
+                    f"SELECT view, position FROM {TRACKING} WHERE view IN"
+                    f" ({', '.join('?' for _ in live)}){lock}",
+                    [v.name for v in live],
                 )
-                applied = [v.name for v in live]
+                moved = any(positions[str(name)] != int(pos) for name, pos in found)
+                if not moved:
+                    with cur.pipeline():
+                        for view in live:
+                            view.rows.flush(cur)
+                        cur.executemany(
+                            f"UPDATE {TRACKING} SET position = ? WHERE view = ?",
+                            [(last, v.name) for v in live],
+                        )
         except BaseException:
-            for view in views:
-                view.rows.forget()
-                self._written.pop(view.name, None)
+            moved = True
             raise
-        for name in applied:
-            self._written[name] = last
+        finally:
+            for view in live:
+                if moved:
+                    view.rows.forget()  # the next round reads positions and rows again
+                    self._written.pop(view.name, None)
+                else:
+                    self._written[view.name] = last
+        return not moved
 
     def rebuild(
         self,

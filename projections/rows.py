@@ -8,11 +8,20 @@ transaction. Rows stay cached between batches while no other process has moved t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.database import Cursor
+
+
+class Reader(Protocol):
+    """Where rows not cached are read: a connection, or the batch's own cursor."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def columns(self, table: str) -> tuple[str, ...]: ...
+
 
 Key = tuple[Any, ...]
 Row = dict[str, Any]
@@ -84,21 +93,16 @@ class Rows:
     def __init__(self, keys: Mapping[str, tuple[str, ...]]) -> None:
         self.keys = dict(keys)
         self.tables: dict[str, Table] = {}
-        self.cur: Cursor | None = None
+        self.reader: Reader | None = None
         # per table: completes each changed row just before it is written
         self.prepare: dict[str, Callable[[Row], None]] = {}
 
-    def bind(self, cur: Cursor) -> None:
-        """Use `cur` (the batch's transaction) for reads and the flush."""
-        self.cur = cur
+    def bind(self, reader: Reader) -> None:
+        """Read rows that are not cached through `reader` (until the next `bind`)."""
+        self.reader = reader
         if not self.tables:
             for name, key in self.keys.items():
-                self.tables[name] = Table(name, key, cur.columns(name))
-
-    def _cursor(self) -> Cursor:
-        if self.cur is None:
-            raise RuntimeError("rows used outside a batch")
-        return self.cur
+                self.tables[name] = Table(name, key, reader.columns(name))
 
     def get(self, table: str, *key: Any) -> Row | None:
         """The row with this primary key (a copy is not made: change it through `put`)."""
@@ -109,7 +113,9 @@ class Rows:
             pass
         row: Row | None = None
         if not (t.cleared and any(key[: len(p)] == p for p in t.cleared)):
-            found = self._cursor().execute(t.select_sql, key)
+            if self.reader is None:
+                raise RuntimeError("rows used before bind()")
+            found = self.reader.execute(t.select_sql, key)
             if found:
                 row = dict(zip(t.columns, found[0], strict=True))
         t.remember(key, row)
@@ -180,9 +186,8 @@ class Rows:
             t.added.discard(k)
         t.cleared.append(prefix)
 
-    def flush(self) -> None:
-        """Write the batch's changes with the bound cursor."""
-        cur = self._cursor()
+    def flush(self, cur: Cursor) -> None:
+        """Write the batch's changes in the transaction of `cur`."""
         size = 0
         for t in self.tables.values():
             by_length: dict[int, list[Key]] = {}

@@ -112,7 +112,7 @@ def apply_all(cur: Cursor, views: Sequence[View], events: Iterable[Any]) -> None
         for view in views:
             view.apply(event)
     for view in views:
-        view.rows.flush()
+        view.rows.flush(cur)
 
 
 def on(*qualnames: str) -> Callable[[Handler], Handler]:

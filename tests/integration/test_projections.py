@@ -284,7 +284,7 @@ def test_concurrent_projectors_apply_each_event_once(
     assert dump(projector) == concurrent
     for p in others:
         p.db.close()
-    assert all("locked" in str(e).lower() or "serializ" in str(e).lower() for e in errors)
+    assert all("locked" in str(e).lower() or "serializ" in str(e).lower() for e in errors), errors
 
 
 def test_read_your_writes(

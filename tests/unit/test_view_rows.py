@@ -31,7 +31,7 @@ def batch(db: Db, rows: Rows, work: object) -> None:
     with db.transaction() as cur:
         rows.bind(cur)
         work(rows)  # type: ignore[operator]
-        rows.flush()
+        rows.flush(cur)
 
 
 def stored(db: Db, table: str) -> list[tuple[object, ...]]:
@@ -132,7 +132,7 @@ def test_a_failed_batch_leaves_the_table_unchanged(db: Db) -> None:
     with pytest.raises(RuntimeError), db.transaction() as cur:
         rows.bind(cur)
         rows.put("one", {"id": "a"})
-        rows.flush()
+        rows.flush(cur)
         raise RuntimeError("boom")
     rows.forget()
     assert stored(db, "one") == []
