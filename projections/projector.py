@@ -9,7 +9,6 @@ one database never apply an event twice.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -277,10 +276,10 @@ class Projector:
     ) -> int:
         """Drop the views' tables and replay the whole log into them.
 
-        With `jobs` > 1 (the default on a multi-core machine, for a database other
-        processes can open), the views are shared out between this process and `jobs - 1`
-        others, each reading the log once. Secondary indexes are built once at the end,
-        which is faster than keeping them up to date row by row.
+        With `jobs` > 1 (for a database other processes can open), the views are shared
+        out between this process and `jobs - 1` others, each reading the log once.
+        Secondary indexes are built once at the end, which is faster than keeping them up
+        to date row by row.
         """
         views = self.select(names)
         with self._lock, self.db.transaction() as cur:
@@ -319,9 +318,7 @@ class Projector:
     def _jobs(self, jobs: int | None) -> int:
         if self.db.url.is_sqlite and self.db.url.path is None:
             return 1  # an in-memory database is this process's alone
-        if jobs is None:
-            jobs = min(4, os.cpu_count() or 1)
-        return max(1, jobs)
+        return max(1, jobs or 1)
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Read-your-writes: until every view has reached `position` (catching up here)."""
