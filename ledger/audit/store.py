@@ -393,7 +393,7 @@ class SqliteAuditStore(StoredTree):
             return int(self._db.execute(f"SELECT COUNT(*) FROM {self._events}").fetchone()[0])
 
     def iter_events(
-        self, first: int | None = None, last: int | None = None, batch: int = 20000
+        self, first: int | None = None, last: int | None = None, batch: int = 4096
     ) -> Iterator[list[tuple[str, int, str, bytes]]]:
         """Stored events in recording order, between rowids `first` and `last` (inclusive):
         (stored id, version, topic, state). Used inside `snapshot()`."""

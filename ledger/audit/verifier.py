@@ -20,11 +20,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Protocol
-from uuid import UUID
 
-from ledger.audit.hashing import EMPTY_ROOT, node_hash, stream_field, topic_prefix
+from ledger.audit.hashing import (
+    EMPTY_ROOT,
+    canonical_stream,
+    node_hash,
+    stream_field,
+    topic_prefix,
+)
 from ledger.audit.store import LeafRow, SqliteAuditStore
 from ledger.audit.tree import TILE_HEIGHT, TILE_WIDTH, Frontier
 
@@ -145,23 +151,26 @@ class ChunkResult:
     mismatched_tiles: int = 0
 
 
-def canonical(stored_id: str) -> str:
-    try:
-        return str(UUID(stored_id))
-    except ValueError:
-        return stored_id
+_first, _third = itemgetter(0), itemgetter(2)
 
 
-class _Prefixes(dict[str, bytes]):
-    """Encodings computed on first use (a dict lookup per event, in C)."""
+class _Prefixes:
+    """Topic and stream encodings, computed once per value (plain dicts: the fastest lookups)."""
 
-    def __init__(self, encode: Callable[[str], bytes]) -> None:
-        super().__init__()
-        self.encode = encode
+    def __init__(self) -> None:
+        self.topics: dict[str, bytes] = {}
+        self.streams: dict[str, bytes] = {}
 
-    def __missing__(self, key: str) -> bytes:
-        value = self[key] = self.encode(key)
-        return value
+    def add(self, batch: list[EventRow]) -> None:
+        """Encode the batch's new topics and streams; TypeError for a column not text."""
+        for t in set(map(_third, batch)).difference(self.topics):
+            if not isinstance(t, str):
+                raise TypeError("a topic that is not text")
+            self.topics[t] = topic_prefix(t)
+        for s in set(map(_first, batch)).difference(self.streams):
+            if not isinstance(s, str):
+                raise TypeError("a stream id that is not text")
+            self.streams[s] = stream_field(canonical_stream(s))
 
 
 def _as_stored(row: tuple[object, ...]) -> EventRow:
@@ -188,7 +197,7 @@ def compare_rows(
     rows = source.leaf_rows(start, start + len(leaves))
     for offset, (leaf, event) in enumerate(zip(leaves, events, strict=True)):
         position = start + offset
-        stream, version = canonical(event[0]), event[1]
+        stream, version = canonical_stream(event[0]), event[1]
         row = rows[offset] if offset < len(rows) else None
         if row is None or row.position != position:
             reason = (
@@ -209,7 +218,7 @@ def compare_rows(
             start,
             f"the cached tree node of positions {start} to {start + len(leaves) - 1} differs "
             "from these events and their leaf rows (both rewritten, or the node damaged)",
-            canonical(events[0][0]),
+            canonical_stream(events[0][0]),
             None,
         )
     return None
@@ -230,21 +239,23 @@ def scan(source: VerifySource, chunk: Chunk, progress: Progress | None = None) -
     result = ChunkResult(chunk.start)
     sha256 = hashlib.sha256
     tail = struct.Struct(">QQI").pack
-    topics = _Prefixes(topic_prefix)
-    streams = _Prefixes(lambda stored_id: stream_field(canonical(stored_id)))
+    prefixes = _Prefixes()
+    topics, streams = prefixes.topics, prefixes.streams
     leaves: list[bytes] = []  # recomputed leaves not yet folded into a tile
     rows: list[EventRow] = []
     base = chunk.start  # the position of leaves[0]
     for batch in source.iter_events(chunk.first_rowid, chunk.last_rowid):
         # SHA-256(0x00 || leaf data), leaf data as ledger.audit.hashing.leaf_data encodes it.
         try:
+            prefixes.add(batch)
             leaves += [
                 sha256(topics[t] + streams[s] + tail(v, p, len(st)) + st).digest()
                 for p, (s, v, t, st) in enumerate(batch, base + len(leaves))
             ]
-        except (TypeError, ValueError, struct.error):
+        except (TypeError, ValueError, struct.error, UnicodeError):
             # A column of another type than the recorder writes: hash what is there.
             batch = [_as_stored(row) for row in batch]
+            prefixes.add(batch)
             leaves += [
                 sha256(topics[t] + streams[s] + tail(v, p, len(st)) + st).digest()
                 for p, (s, v, t, st) in enumerate(batch, base + len(leaves))
