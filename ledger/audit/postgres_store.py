@@ -9,9 +9,10 @@ A snapshot is a REPEATABLE READ transaction, so a verification reads one state.
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +32,42 @@ from ledger.database import DatabaseUrl
 
 EVENTS_TABLE = "ledger_events"
 _CURSORS = itertools.count()
+
+
+Rows = list[tuple[Any, ...]]
+
+
+def read_ahead(fetch: Callable[[], Rows], depth: int = 2) -> Iterator[Rows]:
+    """The batches `fetch` returns until an empty one, fetched by a thread ahead of use."""
+    ready: queue.Queue[Rows | BaseException] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                rows = fetch()
+                ready.put(rows)
+                if not rows:
+                    return
+        except BaseException as exc:  # handed to the reader
+            ready.put(exc)
+
+    thread = threading.Thread(target=run, name="audit-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock its put; it stops after the fetch under way
+            with suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        thread.join()
 
 
 class PostgresAuditStore(StoredTree):
@@ -184,7 +221,8 @@ class PostgresAuditStore(StoredTree):
         (inclusive): (stored id, version, topic, state). Used inside `snapshot()`.
 
         One query through a server-side cursor in binary format: batches come as bytes and
-        ints, without hex decoding or a new query (and its index descent) per batch.
+        ints, without hex decoding or a new query (and its index descent) per batch; a
+        thread fetches the next batch meanwhile (psycopg waits without the GIL).
         """
         low = -(2**63) if first is None else first
         high = 2**63 - 1 if last is None else last
@@ -197,8 +235,8 @@ class PostgresAuditStore(StoredTree):
                     " AND notification_id <= %s ORDER BY notification_id",
                     (low, high),
                 )
-                while rows := cursor.fetchmany(batch):
-                    yield rows
+                # The server reads the next batch while this thread hashes the last one.
+                yield from read_ahead(lambda: cursor.fetchmany(batch))
 
     def stream_at(self, position: int) -> str | None:
         """The stream of the event stored at `position` in recording order."""
