@@ -12,12 +12,14 @@ import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
+from psycopg import sql
 
 from ledger.audit.hashing import canonical_stream
 from ledger.audit.store import (
@@ -73,9 +75,6 @@ def read_ahead(fetch: Callable[[], Rows], depth: int = 2) -> Iterator[Rows]:
 class PostgresAuditStore(StoredTree):
     """Reads leaves, nodes and events from the ledger's schema; keeps checkpoints."""
 
-    #: Verification scans in this process: a forked worker cannot share the connection.
-    path = None
-
     def __init__(self, url: DatabaseUrl, events_table: str = EVENTS_TABLE) -> None:
         self.url = url
         self.events_table = events_table
@@ -105,6 +104,14 @@ class PostgresAuditStore(StoredTree):
         """Every read inside sees one state of the database (a read transaction)."""
         with self._lock, self._conn.transaction():
             yield
+
+    def worker_source(self) -> Callable[[], AbstractContextManager[PostgresAuditStore]] | None:
+        """Inside `snapshot()`: a worker opens its own connection at this very snapshot."""
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
+            return None
+        row = self._one("SELECT pg_export_snapshot()")
+        assert row is not None
+        return partial(postgres_snapshot, self.url, self.events_table, str(row[0]))
 
     # -- the tree (HashSource) --------------------------------------------
 
@@ -312,3 +319,19 @@ class PostgresAuditStore(StoredTree):
                 count += len(events)
         self.fill_nodes(count)
         return count
+
+
+@contextmanager
+def postgres_snapshot(
+    url: DatabaseUrl, events_table: str, snapshot: str
+) -> Iterator[PostgresAuditStore]:
+    """A new store whose reads see an exported snapshot (for a worker process)."""
+    store = PostgresAuditStore(url, events_table)
+    try:
+        with store._lock, store._conn.transaction():
+            store._conn.execute(
+                sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot))
+            )
+            yield store
+    finally:
+        store.close()

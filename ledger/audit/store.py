@@ -21,9 +21,10 @@ import hashlib
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 from uuid import UUID
@@ -268,6 +269,10 @@ class SqliteAuditStore(StoredTree):
         with self._lock:
             self._db.close()
 
+    def worker_source(self) -> Callable[[], AbstractContextManager[SqliteAuditStore]]:
+        """A worker reopens the file in a read transaction of its own."""
+        return partial(sqlite_snapshot, self.path, self.events_table)
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Every read inside sees one state of the database (a read transaction)."""
@@ -488,6 +493,17 @@ class SqliteAuditStore(StoredTree):
                 raise
         self.fill_nodes(count)
         return count
+
+
+@contextmanager
+def sqlite_snapshot(path: Path, events_table: str) -> Iterator[SqliteAuditStore]:
+    """A new store on the file, inside a read transaction (for a worker process)."""
+    store = SqliteAuditStore(path, events_table)
+    try:
+        with store.snapshot():
+            yield store
+    finally:
+        store.close()
 
 
 AuditStore = Union["SqliteAuditStore", "PostgresAuditStore"]

@@ -19,9 +19,9 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from operator import itemgetter
-from pathlib import Path
 from typing import Protocol
 
 from ledger.audit.hashing import (
@@ -31,10 +31,11 @@ from ledger.audit.hashing import (
     stream_field,
     topic_prefix,
 )
-from ledger.audit.store import LeafRow, SqliteAuditStore
+from ledger.audit.store import LeafRow
 from ledger.audit.tree import TILE_HEIGHT, TILE_WIDTH, Frontier
 
 Describe = Callable[[str], str]
+Opener = Callable[[], AbstractContextManager["VerifySource"]]
 Progress = Callable[[int], None]
 EventRow = tuple[str, int, str, bytes]
 
@@ -44,14 +45,12 @@ CHUNK_EVENTS = 65_536  # a multiple of the tile width
 
 
 class VerifySource(Protocol):
-    """What verification reads. `path` is the SQLite file worker processes reopen
-    (None: the scan stays in this process)."""
+    """What verification reads, inside one snapshot of the database."""
 
-    @property
-    def path(self) -> Path | None: ...
-
-    @property
-    def events_table(self) -> str: ...
+    def worker_source(self) -> Opener | None:
+        """How a worker process opens this source, at the same snapshot where the database
+        can share one (picklable; None: the scan stays in this process)."""
+        ...
 
     def iter_events(
         self, first: int | None = None, last: int | None = None
@@ -316,14 +315,10 @@ def _tiles(
     result.tiles += hashes
 
 
-def _scan_in_worker(task: tuple[str, str, Chunk]) -> ChunkResult:
-    path, table, chunk = task
-    store = SqliteAuditStore(Path(path), table)
-    try:
-        with store.snapshot():
-            return scan(store, chunk)
-    finally:
-        store.close()
+def _scan_in_worker(task: tuple[Opener, Chunk]) -> ChunkResult:
+    opener, chunk = task
+    with opener() as source:
+        return scan(source, chunk)
 
 
 # -- the whole log ------------------------------------------------------------------
@@ -530,10 +525,9 @@ def verify_log(
     events = source.event_count()
     leaf_rows, leaf_end = source.leaf_extent()
     jobs = jobs or (default_jobs() if events >= PARALLEL_FROM else 1)
-    if not _can_fork() or source.path is None:
-        jobs = 1
-    chunks = plan(source, events, signed, leaf_end, every_leaf, CHUNK_EVENTS) if jobs > 1 else None
-    results = _scan_parallel(source, chunks, jobs, progress) if chunks else None
+    opener = source.worker_source() if jobs > 1 and _can_fork() else None
+    chunks = plan(source, events, signed, leaf_end, every_leaf, CHUNK_EVENTS) if opener else None
+    results = _scan_parallel(opener, chunks, jobs, progress) if opener and chunks else None
     if results is None or any(
         r.count != c.count for r, c in zip(results, chunks or [], strict=True)
     ):
@@ -549,10 +543,9 @@ def verify_log(
 
 
 def _scan_parallel(
-    source: VerifySource, chunks: list[Chunk], jobs: int, progress: Progress | None
+    opener: Opener, chunks: list[Chunk], jobs: int, progress: Progress | None
 ) -> list[ChunkResult]:
-    assert source.path is not None
-    tasks = [(str(source.path), source.events_table, chunk) for chunk in chunks]
+    tasks = [(opener, chunk) for chunk in chunks]
     results = []
     with multiprocessing.get_context(_start_method()).Pool(min(jobs, len(chunks))) as pool:
         for result in pool.imap(_scan_in_worker, tasks):
