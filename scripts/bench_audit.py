@@ -191,7 +191,7 @@ def read_events(ledger: Ledger, hash_states: bool) -> int:
 
 def bench_verify(ledger: Ledger, rounds: int) -> None:
     """Verification and its baselines, interleaved in rounds; medians."""
-    jobs_list = [1] if PG_URL else sorted({1, default_jobs()})
+    jobs_list = sorted({1, 2, default_jobs()})
     runs: dict[str, list[tuple[float, float]]] = {}
     events = 0
     for _ in range(rounds):

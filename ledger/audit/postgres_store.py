@@ -75,6 +75,8 @@ def read_ahead(fetch: Callable[[], Rows], depth: int = 2) -> Iterator[Rows]:
 class PostgresAuditStore(StoredTree):
     """Reads leaves, nodes and events from the ledger's schema; keeps checkpoints."""
 
+    cpus_per_job = 2  # the worker, and the server process that reads for it
+
     def __init__(self, url: DatabaseUrl, events_table: str = EVENTS_TABLE) -> None:
         self.url = url
         self.events_table = events_table

@@ -254,6 +254,8 @@ class StoredTree:
 class SqliteAuditStore(StoredTree):
     """Reads leaves, nodes and events from the ledger's SQLite file; keeps checkpoints."""
 
+    cpus_per_job = 1
+
     def __init__(self, path: Path, events_table: str = "stored_events") -> None:
         self.path = path
         self.events_table = events_table

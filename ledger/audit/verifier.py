@@ -47,6 +47,9 @@ CHUNK_EVENTS = 65_536  # a multiple of the tile width
 class VerifySource(Protocol):
     """What verification reads, inside one snapshot of the database."""
 
+    #: CPUs one worker keeps busy (2 on PostgreSQL: its server process works as hard).
+    cpus_per_job: int
+
     def worker_source(self) -> Opener | None:
         """How a worker process opens this source, at the same snapshot where the database
         can share one (picklable; None: the scan stays in this process)."""
@@ -468,8 +471,9 @@ def _start_method() -> str:
     return "fork" if threading.active_count() == 1 else "forkserver"
 
 
-def default_jobs() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+def default_jobs(cpus_per_job: int = 1) -> int:
+    """Processes for a large log: one per CPU (SQLite), or per `cpus_per_job` CPUs."""
+    return max(1, min(8, (os.cpu_count() or 1) // cpus_per_job))
 
 
 def plan(
@@ -524,7 +528,7 @@ def verify_log(
     """
     events = source.event_count()
     leaf_rows, leaf_end = source.leaf_extent()
-    jobs = jobs or (default_jobs() if events >= PARALLEL_FROM else 1)
+    jobs = jobs or (default_jobs(source.cpus_per_job) if events >= PARALLEL_FROM else 1)
     opener = source.worker_source() if jobs > 1 and _can_fork() else None
     chunks = plan(source, events, signed, leaf_end, every_leaf, CHUNK_EVENTS) if opener else None
     results = _scan_parallel(opener, chunks, jobs, progress) if opener and chunks else None
