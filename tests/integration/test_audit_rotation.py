@@ -67,6 +67,7 @@ def test_checkpoints_after_a_rotation_are_signed_by_the_new_key(
     bundle = ledger.audit.consistency_evidence(before.note)
     assert bundle["retired_keys"] == [old.encode()]
     assert verify(bundle, [old, new])[0].size == later.size
+    assert verify(bundle)[0].size == later.size  # the bundle's own keys: current and retired
     with pytest.raises((Refused, NoteError)):
         verify(bundle, new)  # the earlier checkpoint needs the old key
     proved = ledger.audit.certificate_evidence("alpha", since=before.note)
