@@ -39,7 +39,7 @@ Opener = Callable[[], AbstractContextManager["VerifySource"]]
 Progress = Callable[[int], None]
 EventRow = tuple[str, int, str, bytes]
 
-#: Below this many events one process verifies the log; above, one per CPU.
+#: Below this many events one process verifies the log; above, `default_jobs`.
 PARALLEL_FROM = 200_000
 CHUNK_EVENTS = 65_536  # a multiple of the tile width
 
@@ -524,7 +524,7 @@ def verify_log(
     """Recompute every leaf and root from the stored events (see the module docstring).
 
     `every_leaf` also compares every stored leaf row, not only where a tile differs;
-    `jobs` is the number of processes (default: one per CPU for large logs).
+    `jobs` is the number of processes (default: `default_jobs` for large logs).
     """
     events = source.event_count()
     leaf_rows, leaf_end = source.leaf_extent()

@@ -255,7 +255,8 @@ def _report(report: VerifyReport) -> dict[str, Any]:
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
-    help="Processes to verify with (default: one per CPU for large logs).",
+    help="Processes to verify with (default for large logs: one per CPU on SQLite, one per "
+    "two CPUs on PostgreSQL).",
 )
 @pass_state
 def verify(
