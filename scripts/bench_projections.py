@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--pg", help="also run on this PostgreSQL URL (schemas are created)")
     parser.add_argument("--lag-samples", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=2, help="processes for the second rebuild")
-    parser.add_argument("--dir", help="where the temporary ledgers go (default: the system temp dir)")
+    parser.add_argument("--dir", help="where temporary ledgers go (default: the temp dir)")
     args = parser.parse_args()
     backends = [("sqlite", None)] + ([("postgresql", args.pg)] if args.pg else [])
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
