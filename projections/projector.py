@@ -9,6 +9,7 @@ one database never apply an event twice.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -276,8 +277,9 @@ class Projector:
     ) -> int:
         """Drop the views' tables and replay the whole log into them.
 
-        With `jobs` > 1 (for a database other processes can open), the views are shared
-        out between this process and `jobs - 1` others, each reading the log once.
+        With `jobs` > 1 (default: 2 on a multi-core machine, for a database other
+        processes can open), the views are shared out between this process and `jobs - 1`
+        others, each reading the log once.
         Secondary indexes are built once at the end, which is faster than keeping them up
         to date row by row.
         """
@@ -318,7 +320,9 @@ class Projector:
     def _jobs(self, jobs: int | None) -> int:
         if self.db.url.is_sqlite and self.db.url.path is None:
             return 1  # an in-memory database is this process's alone
-        return max(1, jobs or 1)
+        if jobs is None:
+            jobs = min(2, os.cpu_count() or 1)
+        return max(1, jobs)
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Read-your-writes: until every view has reached `position` (catching up here)."""

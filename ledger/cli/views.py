@@ -41,7 +41,7 @@ def status(state: State) -> None:
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Processes sharing the views out (default: 1).",
+    help="Processes sharing the views out (default: 2 on a multi-core machine).",
 )
 @pass_state
 def rebuild(state: State, names: tuple[str, ...], jobs: int | None) -> None:
