@@ -74,14 +74,14 @@ def _emit(state: State, built: Any, fmt: str, out: str | None, timeline_limit: i
             stream = sys.stdout
         write_report(built, fmt, stream, timeline_limit=timeline_limit)
     if out and out != "-":
-        summary = built.report["summary"]
+        summary = built.summary
         what = (
             f"{summary['findings']} finding(s)"
-            if built.report["report"] == "compliance"
+            if built.head["report"] == "compliance"
             else f"{summary['versions']} version(s)"
         )
         click.echo(
-            f"{built.report['report']} report: {summary['certificates']} certificate(s),"
+            f"{built.head['report']} report: {summary['certificates']} certificate(s),"
             f" {what} -> {out}",
             err=True,
         )

@@ -1,0 +1,80 @@
+"""A second process for half of a report: forked, or from a fork server while other threads
+run (forking would copy their locks mid-use)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult
+from types import TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def available() -> bool:
+    return sys.platform == "linux" and (os.cpu_count() or 1) > 1
+
+
+def default_jobs() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
+class Worker:
+    """One worker process; `submit` runs a function there while this process goes on."""
+
+    def __enter__(self) -> Worker:
+        method = "fork" if threading.active_count() == 1 else "forkserver"
+        self._pool = multiprocessing.get_context(method).Pool(1)
+        return self
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> AsyncResult[T]:
+        return self._pool.apply_async(fn, args)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self._pool.close()
+        else:
+            self._pool.terminate()
+        self._pool.join()
+
+
+@dataclass
+class Timings:
+    """Seconds spent building a report, added up over its processes: in the database
+    (running queries and fetching their rows) and in Python (everything else)."""
+
+    db: float = 0.0
+    python: float = 0.0
+
+    def add(self, other: Timings) -> None:
+        self.db += other.db
+        self.python += other.python
+
+
+class Stopwatch:
+    """Splits the time since it started into database and Python time."""
+
+    def __init__(self, timings: Timings) -> None:
+        self.timings = timings
+        self._start = time.perf_counter()
+        self._in_db = 0.0
+
+    def query(self, run: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return run()
+        finally:
+            self._in_db += time.perf_counter() - start
+
+    def stop(self) -> None:
+        elapsed = time.perf_counter() - self._start
+        self.timings.db += self._in_db
+        self.timings.python += elapsed - self._in_db
