@@ -184,7 +184,7 @@ def lineage_lines(
     report_time = context.report_iso
     split = None
     if (jobs or parallel.default_jobs()) > 1:
-        split = _middle_id(db, PARALLEL_FROM if parallel_from is None else parallel_from)
+        split = parallel.middle_id(db, PARALLEL_FROM if parallel_from is None else parallel_from)
     if split is None:
         part = lineage_part(db, report_time)
     else:
@@ -203,20 +203,6 @@ def lineage_lines(
     tally.certificates = len(lines)
     watch.stop()
     return LineageLines(tally.summary(), [line for _, line in lines], part.timings)
-
-
-def _middle_id(db: Db, parallel_from: int) -> str | None:
-    """The id that splits the certificates in two, on an SQLite file with enough of them."""
-    if db.url.path is None or not parallel.available():
-        return None
-    rows = db.execute("SELECT COUNT(*) FROM v_current")
-    count = int(rows[0][0]) if rows else 0
-    if count < max(2, parallel_from):
-        return None
-    rows = db.execute(
-        "SELECT cert_id FROM v_current ORDER BY cert_id LIMIT 1 OFFSET ?", [count // 2]
-    )
-    return str(rows[0][0]) if rows else None
 
 
 def _upper_part(url: DatabaseUrl, report_time: str, low: str) -> Part:

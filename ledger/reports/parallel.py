@@ -14,6 +14,8 @@ from multiprocessing.pool import AsyncResult
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ledger.database import Db
+
 T = TypeVar("T")
 
 
@@ -23,6 +25,21 @@ def available() -> bool:
 
 def default_jobs() -> int:
     return min(2, os.cpu_count() or 1)
+
+
+def middle_id(db: Db, parallel_from: int) -> str | None:
+    """The certificate id that splits the certificates in two, when there are at least
+    `parallel_from` of them and a second process can open the database."""
+    if (db.url.is_sqlite and db.url.path is None) or not available():
+        return None
+    rows = db.execute("SELECT COUNT(*) FROM v_current")
+    count = int(rows[0][0]) if rows else 0
+    if count < max(2, parallel_from):
+        return None
+    rows = db.execute(
+        "SELECT cert_id FROM v_current ORDER BY cert_id LIMIT 1 OFFSET ?", [count // 2]
+    )
+    return str(rows[0][0]) if rows else None
 
 
 class Worker:

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from ledger.database import Db
 from ledger.domain.errors import BadParameter
-from ledger.reports import lineage_sql
+from ledger.reports import compliance_parts, lineage_sql
 from ledger.reports.compliance import compliance_report
 from ledger.reports.lineage import lineage_report
 from ledger.reports.model import Checkpoint, ReportContext
@@ -150,6 +150,15 @@ def _build(
         fast = lineage_sql.lineage_lines(views.db, context)
         head = {**context.header("lineage"), "summary": fast.summary}
         return Built(head, views.report_time, whole, {"certificates": fast.lines}, fast.timings)
+    if kind == "compliance" and names is None:
+        rules_file = rules or RulesFile()
+        found = compliance_parts.finding_lines(views.db, rules_file, views.report_time)
+        head = {
+            **context.header("compliance"),
+            "rules": rules_file.as_json(),
+            "summary": found.summary,
+        }
+        return Built(head, views.report_time, whole, {"findings": found.lines}, found.timings)
     report, certs = whole()
     return Built.of(report, certs, views.report_time)
 

@@ -148,28 +148,49 @@ class CertificateRows:
         return None
 
 
+IdRange = tuple[str, str | None]  # certificate ids from the first up to the second, excluded
+
+
+def id_range(ids: IdRange) -> tuple[str, list[str]]:
+    """The SQL condition (to append to a WHERE) and parameters of `cert_id` in `ids`."""
+    low, high = ids
+    if high is None:
+        return " AND cert_id >= ?", [low]
+    return " AND cert_id >= ? AND cert_id < ?", [low, high]
+
+
 def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
 def load_certificates(
-    db: Db, names: Sequence[str] | None = None, *, for_rules: bool = False
+    db: Db,
+    names: Sequence[str] | None = None,
+    *,
+    for_rules: bool = False,
+    ids: IdRange | None = None,
 ) -> list[CertificateRows]:
     """Certificates by name (all when `names` is None) with their versions; unknown names raise.
 
-    `for_rules` reads only what the compliance rules and the timeline need.
+    `for_rules` reads only what the compliance rules and the timeline need; `ids` limits
+    the certificates to a range of ids (with `names` None).
     """
+    within, bounds = "", list[str]()
+    if ids is not None:
+        within, bounds = id_range(ids)
     certs: dict[str, CertificateRows] = {}
     head = (
         "SELECT cert_id, name, state, version, generation, policy_hash, deleted_on FROM v_current"
     )
     if names is None:
-        cert_rows = db.execute(head + " WHERE state <> 'new' OR version IS NOT NULL")
+        cert_rows = db.execute(
+            f"{head} WHERE (state <> 'new' OR version IS NOT NULL){within}", bounds
+        )
     else:
-        ids = list(dict.fromkeys(str(certificate_id(n)) for n in names))
+        wanted = list(dict.fromkeys(str(certificate_id(n)) for n in names))
         cert_rows = []
-        for chunk in _chunks(ids):
+        for chunk in _chunks(wanted):
             marks = ", ".join("?" for _ in chunk)
             cert_rows += db.execute(f"{head} WHERE cert_id IN ({marks})", list(chunk))
         found = {str(r[0]) for r in cert_rows}
@@ -185,7 +206,11 @@ def load_certificates(
         " LEFT JOIN v_lineage l ON l.cert_id = v.cert_id AND l.version = v.version"
     )
     if names is None:
-        rows = db.execute(sql + " ORDER BY v.cert_id, v.generation, v.seq")
+        rows = db.execute(
+            f"{sql} WHERE 1 = 1{within.replace('cert_id', 'v.cert_id')}"
+            " ORDER BY v.cert_id, v.generation, v.seq",
+            bounds,
+        )
     else:
         rows = []
         for chunk in _chunks(list(certs)):
@@ -226,12 +251,29 @@ class PolicyBook:
             for chunk in _chunks(wanted):
                 marks = ", ".join("?" for _ in chunk)
                 rows += db.execute(f"{sql} WHERE fingerprint IN ({marks})", list(chunk))
+        self._add(rows)
+
+    def _add(self, rows: Iterable[Sequence[Any]]) -> None:
         actions: dict[str, tuple[tuple[str, int | None, int | None], ...]] = {}
         for fingerprint, months, text in rows:
             parsed = actions.get(text)
             if parsed is None:
                 parsed = actions[text] = tuple((str(a), p, d) for a, p, d in json.loads(text))
             self._facts[fingerprint] = PolicyFacts(months, parsed)
+
+    @classmethod
+    def for_ids(cls, db: Db, ids: IdRange) -> PolicyBook:
+        """The policies that the certificates in `ids` and their versions name."""
+        within, bounds = id_range(ids)
+        book = cls(None)
+        rows = db.execute(
+            "SELECT fingerprint, validity_months, actions FROM v_policies WHERE fingerprint IN"
+            f" (SELECT policy_hash FROM v_versions WHERE 1 = 1{within}"
+            f" UNION SELECT policy_hash FROM v_current WHERE 1 = 1{within})",
+            bounds * 2,
+        )
+        book._add(rows)
+        return book
 
     @classmethod
     def of(cls, documents: dict[str, dict[str, Any]]) -> PolicyBook:
