@@ -262,20 +262,6 @@ class PolicyBook:
             self._facts[fingerprint] = PolicyFacts(months, parsed)
 
     @classmethod
-    def for_ids(cls, db: Db, ids: IdRange) -> PolicyBook:
-        """The policies that the certificates in `ids` and their versions name."""
-        within, bounds = id_range(ids)
-        book = cls(None)
-        rows = db.execute(
-            "SELECT fingerprint, validity_months, actions FROM v_policies WHERE fingerprint IN"
-            f" (SELECT policy_hash FROM v_versions WHERE 1 = 1{within}"
-            f" UNION SELECT policy_hash FROM v_current WHERE 1 = 1{within})",
-            bounds * 2,
-        )
-        book._add(rows)
-        return book
-
-    @classmethod
     def of(cls, documents: dict[str, dict[str, Any]]) -> PolicyBook:
         """A book of the given policy documents, by fingerprint (no database)."""
         from projections.lineage import policy_facts
