@@ -38,10 +38,16 @@ def write_json_lines(
     out.write("}\n")
 
 
-def _write_items(out: TextIO, items: Iterable[str]) -> None:
-    separator = "[\n    "
+def _write_items(out: TextIO, items: Iterable[str], batch: int = 2000) -> None:
+    """The items, one a line, written `batch` lines at a time."""
+    opened = False
+    chunk: list[str] = []
     for item in items:
-        out.write(separator)
-        out.write(item)
-        separator = ",\n    "
-    out.write("[]" if separator == "[\n    " else "\n  ]")
+        chunk.append(item)
+        if len(chunk) == batch:
+            out.write((",\n    " if opened else "[\n    ") + ",\n    ".join(chunk))
+            opened, chunk = True, []
+    if chunk:
+        out.write((",\n    " if opened else "[\n    ") + ",\n    ".join(chunk))
+        opened = True
+    out.write("\n  ]" if opened else "[]")

@@ -59,6 +59,10 @@ RULE_FIELDS = frozenset(
 )
 
 
+# What the rules alone read (the timeline also reads generation, seq, status, promoted_at).
+CHECK_FIELDS = RULE_FIELDS - {"generation", "seq", "status", "key_reused", "promoted_at"}
+
+
 def _columns(fields: frozenset[str] | None) -> str:
     names = [c.strip() for c in VERSION_COLUMNS.split(",")]
     if fields is None:
@@ -170,11 +174,13 @@ def load_certificates(
     *,
     for_rules: bool = False,
     ids: IdRange | None = None,
+    fields: frozenset[str] | None = None,
 ) -> list[CertificateRows]:
     """Certificates by name (all when `names` is None) with their versions; unknown names raise.
 
-    `for_rules` reads only what the compliance rules and the timeline need; `ids` limits
-    the certificates to a range of ids (with `names` None).
+    `for_rules` reads only what the compliance rules and the timeline need, `fields` only
+    these columns (the others are None); `ids` limits the certificates to a range of ids
+    (with `names` None).
     """
     within, bounds = "", list[str]()
     if ids is not None:
@@ -202,7 +208,7 @@ def load_certificates(
             cert_id, name, state, version, int(generation), policy_hash, deleted_on
         )
     sql = (
-        f"SELECT {_columns(RULE_FIELDS if for_rules else None)} FROM v_versions v"
+        f"SELECT {_columns(fields or (RULE_FIELDS if for_rules else None))} FROM v_versions v"
         " LEFT JOIN v_lineage l ON l.cert_id = v.cert_id AND l.version = v.version"
     )
     if names is None:
