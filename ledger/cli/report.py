@@ -140,7 +140,11 @@ def lineage(
 
     views = _views(state, at, names)
     built = build_report(
-        "lineage", views, lambda: report_checkpoint(state), names=list(names) or None
+        "lineage",
+        views,
+        lambda: report_checkpoint(state),
+        names=list(names) or None,
+        lines=fmt == "json",
     )
     _emit(state, built, fmt, out, timeline_limit)
 
@@ -175,7 +179,9 @@ def compliance(
 
     rules = load_rules(rules_file)
     views = _views(state, at, ())
-    built = build_report("compliance", views, lambda: report_checkpoint(state), rules=rules)
+    built = build_report(
+        "compliance", views, lambda: report_checkpoint(state), rules=rules, lines=fmt == "json"
+    )
     _emit(state, built, fmt, out, timeline_limit)
 
 

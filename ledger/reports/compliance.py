@@ -79,11 +79,20 @@ def _days(delta: timedelta) -> float:
     return round(delta.total_seconds() / 86400, 1)
 
 
-def _longer_than_months(f: Facts, months: int, slack: timedelta = timedelta(0)) -> bool:
+_NO_SLACK = timedelta(0)
+# (months, slack) -> the shortest and longest that many months can be, plus the slack
+_BOUNDS: dict[tuple[int, timedelta], tuple[timedelta, timedelta]] = {}
+
+
+def _longer_than_months(f: Facts, months: int, slack: timedelta = _NO_SLACK) -> bool:
     """notAfter is later than notBefore + `months` calendar months (+ `slack`)."""
-    if f.length <= timedelta(days=28 * months) + slack:
+    bounds = _BOUNDS.get((months, slack))
+    if bounds is None:
+        bounds = (timedelta(days=28 * months) + slack, timedelta(days=31 * months) + slack)
+        _BOUNDS[(months, slack)] = bounds
+    if f.length <= bounds[0]:
         return False  # the shortest months cannot be exceeded
-    if f.length > timedelta(days=31 * months) + slack:
+    if f.length > bounds[1]:
         return True
     nbf, exp = f.nbf, f.exp - slack
     target = nbf.year * 12 + nbf.month + months
@@ -97,6 +106,7 @@ def _longer_than_months(f: Facts, months: int, slack: timedelta = timedelta(0)) 
 
 def _max_validity(rule: Any) -> Check:
     limit = rule.max_months
+    one_day = timedelta(days=1)
 
     def check(f: Facts, moment: datetime, policy: PolicyFacts | None) -> Outcome:
         if policy is not None and policy.validity_months and policy.validity_months > limit:
@@ -106,7 +116,7 @@ def _max_validity(rule: Any) -> Check:
                 f"at most {limit} months",
                 f"{policy.validity_months} months (policy)",
             )
-        if _longer_than_months(f, limit, timedelta(days=1)):
+        if _longer_than_months(f, limit, one_day):
             days = _days(f.length)
             return (
                 f"the certificate is valid for {days} days, more than {limit} months",
