@@ -93,6 +93,7 @@ def measure(kind: str, db: Db, out: Path) -> dict[str, float]:
     }
     if built.timings is not None:  # added up over the processes that built it
         figures["db"], figures["python"] = built.timings.db, built.timings.python
+        figures["build_cpu"] = built.timings.cpu
     for fmt in ("json", "csv"):
         path = out / f"{kind}.{fmt}"
         start, cpu = time.perf_counter(), time.process_time()
@@ -138,7 +139,8 @@ def main() -> None:
         out = base / "out"
         out.mkdir(exist_ok=True)
         print(
-            "seconds of wall time (CPU time of this process in brackets);"
+            "seconds of wall time (CPU seconds in brackets: for build, of every process that"
+            " built it); database and python: added up over those processes;"
             " ratio = (build + JSON) / baseline (SELECT + json.dumps)"
         )
         header = (

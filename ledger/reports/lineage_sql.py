@@ -13,7 +13,6 @@ text (`ca_changes`, policy changes, tags); a certificate whose stored JSON could
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +51,7 @@ _SQL = f"""SELECT v.cert_id, v.version, v.status, v.origin,
  || ',"exportable":' || CASE WHEN v.exportable IS NULL THEN 'null'
     WHEN v.exportable THEN 'true' ELSE 'false' END
  || ',"spki_sha256":' || {_Q}(l.spki_sha256),
- ',"csr_sha256":' || {_Q}(v.csr_sha256) || ',"issuer":{{"name":' || {_Q}(v.issuer)
+ '}},"csr_sha256":' || {_Q}(v.csr_sha256) || ',"issuer":{{"name":' || {_Q}(v.issuer)
  || ',"provider":' || {_Q}(v.provider) || ',"order_ref":' || {_Q}(v.order_ref)
  || '}},"certificate":' || CASE WHEN v.nbf IS NULL OR v.exp IS NULL THEN 'null'
     ELSE '{{"serial":' || {_Q}(v.serial) || ',"x5t":' || {_Q}(v.x5t)
@@ -88,13 +87,13 @@ class _Reencoded:
     """A stored JSON text as orjson writes it (and whether it is truthy), once per text."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[str, bool]] = {}
+        self.seen: dict[str, tuple[str, bool]] = {}
 
     def __call__(self, text: str) -> tuple[str, bool]:
-        found = self._seen.get(text)
+        found = self.seen.get(text)
         if found is None:
             value = orjson.loads(text)
-            found = self._seen[text] = (orjson.dumps(value).decode(), bool(value))
+            found = self.seen[text] = (orjson.dumps(value).decode(), bool(value))
         return found
 
 
@@ -222,9 +221,10 @@ def _certificate_line(
     group: list[tuple[Any, ...]],
     report_time: str,
     tally: Tally,
-    reencode: Callable[[str], tuple[str, bool]],
+    reencode: _Reencoded,
 ) -> str:
     by_status, by_origin = tally.by_status, tally.by_origin
+    seen, quoted = reencode.seen, _QUOTED
     _, name, state, current_version, generation, policy_hash, deleted_on = head
     if state != "active" or not any(r[1] == current_version for r in group):
         current_version = None
@@ -262,7 +262,7 @@ def _certificate_line(
         reused = bool(key_reused) or reused_from is not None
         if nbf is not None and exp is not None:
             spans.append((nbf, exp, version))
-        ca, changed = ("{}", False) if ca_text is None else reencode(ca_text)
+        ca, changed = ("{}", False) if ca_text is None else (seen.get(ca_text) or reencode(ca_text))
         by_status[status] = by_status.get(status, 0) + 1
         by_origin[origin] = by_origin.get(origin, 0) + 1
         tally.reused += reused
@@ -271,18 +271,19 @@ def _certificate_line(
             "".join(
                 (
                     head1,
-                    _quote(origin),
+                    quoted.get(origin) or _quote(origin),
                     ',"current":true' if version == current_version else ',"current":false',
                     head2,
                     ',"reused":true,"reused_from":' if reused else ',"reused":false,"reused_from":',
                     "null" if reused_from is None else _quote(reused_from),
-                    "}",
                     middle,
                     ca,
                     policy,
-                    "null" if changes_text is None else reencode(changes_text)[0],
+                    "null"
+                    if changes_text is None
+                    else (seen.get(changes_text) or reencode(changes_text))[0],
                     outcome,
-                    "{}" if tags_text is None else reencode(tags_text)[0],
+                    "{}" if tags_text is None else (seen.get(tags_text) or reencode(tags_text))[0],
                     "}",
                 )
             )

@@ -70,10 +70,12 @@ class Timings:
 
     db: float = 0.0
     python: float = 0.0
+    cpu: float = 0.0  # CPU seconds of the processes while building
 
     def add(self, other: Timings) -> None:
         self.db += other.db
         self.python += other.python
+        self.cpu += other.cpu
 
 
 class Stopwatch:
@@ -82,6 +84,7 @@ class Stopwatch:
     def __init__(self, timings: Timings) -> None:
         self.timings = timings
         self._start = time.perf_counter()
+        self._cpu = time.process_time()
         self._in_db = 0.0
 
     def query(self, run: Callable[[], T]) -> T:
@@ -95,3 +98,4 @@ class Stopwatch:
         elapsed = time.perf_counter() - self._start
         self.timings.db += self._in_db
         self.timings.python += elapsed - self._in_db
+        self.timings.cpu += time.process_time() - self._cpu
