@@ -56,15 +56,26 @@ def compliance_part(db: Db, rules_file: RulesFile, report_time: datetime, ids: I
     rules = compile_rules(rules_file.rules)
     result = evaluate(certs, policies, rules, report_time)
     tally = FindingTally(rules)
+    by_severity, violations, by_evaluation = (
+        tally.by_severity,
+        tally.violations,
+        tally.by_evaluation,
+    )
     groups: list[tuple[tuple[str, str], list[str]]] = []
+    lines: list[str] = []
     name = None
     dumps = orjson.dumps
     for finding in result.findings:
-        tally.add(finding)
         if finding["certificate"] != name:
             name = finding["certificate"]
-            groups.append(((name.lower(), name), []))
-        groups[-1][1].append(dumps(finding).decode())
+            lines = []
+            groups.append(((name.lower(), name), lines))
+            tally.certificates.add(name)
+        lines.append(dumps(finding).decode())
+        by_severity[finding["severity"]] += 1
+        violations[finding["rule"]] += 1
+        by_evaluation[finding["evaluated"]] += 1
+    tally.findings = len(result.findings)
     result.findings = []
     watch.stop()
     return Part(result, tally, groups, timings)

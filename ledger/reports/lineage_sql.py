@@ -5,10 +5,11 @@ cost more than everything else a report does. On SQLite, the query concatenates 
 version's JSON around the few values Python still works out (origin, current, key reuse,
 gaps and overlaps), so a version costs a handful of Python objects. SQLite's `json_quote`
 escapes text exactly as orjson does (every code point was compared), so the lines are the
-bytes `lineage.lineage_report` gives. JSON texts stored in the views are copied as they are
-only when that is certain to be the same (`certificate`) or re-encoded once per distinct
-text (`ca_changes`, policy changes, tags); a certificate whose stored JSON could differ
-(escapes, numbers, spaces) is built by `lineage.certificate_entry` instead.
+bytes `lineage.lineage_report` gives. The stored certificate JSON is copied as it is (the
+view writes it compact, with strings and lists of strings only: a test holds it to that),
+unless it has an escape, which orjson would write otherwise: such a certificate is built by
+`lineage.certificate_entry`. The other stored JSON texts (`ca_changes`, policy changes,
+tags) are re-encoded by orjson once per distinct text.
 """
 
 from __future__ import annotations

@@ -242,10 +242,13 @@ class PolicyFacts:
 
 
 class PolicyBook:
-    """The compliance facts of policies by SHA-256, from `v_policies`."""
+    """The compliance facts of policies by SHA-256, from `v_policies` (each policy's facts
+    are made when first asked for)."""
 
     def __init__(self, db: Db | None, fingerprints: Iterable[str | None] | None = None) -> None:
         self._facts: dict[str, PolicyFacts] = {}
+        self._rows: dict[str, tuple[int | None, str]] = {}
+        self._actions: dict[str, tuple[tuple[str, int | None, int | None], ...]] = {}
         if db is None:
             return
         sql = "SELECT fingerprint, validity_months, actions FROM v_policies"
@@ -260,12 +263,19 @@ class PolicyBook:
         self._add(rows)
 
     def _add(self, rows: Iterable[Sequence[Any]]) -> None:
-        actions: dict[str, tuple[tuple[str, int | None, int | None], ...]] = {}
-        for fingerprint, months, text in rows:
-            parsed = actions.get(text)
-            if parsed is None:
-                parsed = actions[text] = tuple((str(a), p, d) for a, p, d in json.loads(text))
-            self._facts[fingerprint] = PolicyFacts(months, parsed)
+        self._rows.update((fingerprint, (months, text)) for fingerprint, months, text in rows)
+
+    def _made(self, fingerprint: str) -> PolicyFacts | None:
+        row = self._rows.get(fingerprint)
+        if row is None:
+            return None
+        months, text = row
+        parsed = self._actions.get(text)
+        if parsed is None:
+            parsed = tuple((str(a), p, d) for a, p, d in json.loads(text))
+            self._actions[text] = parsed
+        facts = self._facts[fingerprint] = PolicyFacts(months, parsed)
+        return facts
 
     @classmethod
     def of(cls, documents: dict[str, dict[str, Any]]) -> PolicyBook:
@@ -282,7 +292,9 @@ class PolicyBook:
         return book
 
     def get(self, fingerprint: str | None) -> PolicyFacts | None:
-        return self._facts.get(fingerprint) if fingerprint else None
+        if not fingerprint:
+            return None
+        return self._facts.get(fingerprint) or self._made(fingerprint)
 
 
 def policy_book_for(db: Db, certs: Sequence[CertificateRows], *, everything: bool) -> PolicyBook:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -95,3 +96,20 @@ def test_two_processes_give_the_same_lines(
     assert lines.getvalue() == reference.getvalue()
     assert got.summary["versions"] == sum(len(c.versions) for c in certs)
     assert got.timings.db > 0
+
+
+def test_stored_certificate_json_is_what_the_lines_copy(
+    ledger: Ledger, clock: Clock, ctx: Ctx, make_policy: PolicyFactory
+) -> None:
+    """The lines copy `v_lineage.certificate` as it is: compact, sorted, strings and lists of
+    strings only, without the keys the report puts before it."""
+    story_ledger(ledger, clock, ctx, make_policy)
+    db = caught_up(ledger)
+    texts = [r[0] for r in db.execute("SELECT certificate FROM v_lineage") if r[0] is not None]
+    assert len(texts) >= 7
+    for text in texts:
+        value = json.loads(text)
+        assert json.dumps(value, sort_keys=True, separators=(",", ":")) == text
+        assert not {"serial", "x5t"} & value.keys()
+        for item in value.values():
+            assert isinstance(item, str) or all(isinstance(i, str) for i in item)
