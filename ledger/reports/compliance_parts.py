@@ -26,9 +26,6 @@ from ledger.reports.parallel import Stopwatch, Timings
 from ledger.reports.rules import RulesFile
 from ledger.reports.source import CHECK_FIELDS, IdRange, PolicyBook, load_certificates
 
-# From this many certificates on, two processes build the report.
-PARALLEL_FROM = 20_000
-
 
 @dataclass
 class FindingLines:
@@ -93,7 +90,9 @@ def finding_lines(
     and many certificates, a second process evaluates the upper half of the ids."""
     split = None
     if (jobs or parallel.default_jobs()) > 1:
-        split = parallel.middle_id(db, PARALLEL_FROM if parallel_from is None else parallel_from)
+        split = parallel.middle_id(
+            db, parallel.PARALLEL_FROM if parallel_from is None else parallel_from
+        )
     if split is None:
         part = compliance_part(db, rules_file, report_time, ("", None))
     else:

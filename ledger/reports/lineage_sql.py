@@ -69,9 +69,6 @@ FROM v_versions v LEFT JOIN v_lineage l ON l.cert_id = v.cert_id AND l.version =
 WHERE {{within}}
 ORDER BY v.cert_id, v.generation, v.seq"""
 
-# From this many certificates on, two processes build the report.
-PARALLEL_FROM = 20_000
-
 _HEAD = "SELECT cert_id, name, state, version, generation, policy_hash, deleted_on FROM v_current"
 
 
@@ -184,7 +181,9 @@ def lineage_lines(
     report_time = context.report_iso
     split = None
     if (jobs or parallel.default_jobs()) > 1:
-        split = parallel.middle_id(db, PARALLEL_FROM if parallel_from is None else parallel_from)
+        split = parallel.middle_id(
+            db, parallel.PARALLEL_FROM if parallel_from is None else parallel_from
+        )
     if split is None:
         part = lineage_part(db, report_time)
     else:

@@ -18,6 +18,9 @@ from ledger.database import Db
 
 T = TypeVar("T")
 
+# From this many certificates on, two processes build a report.
+PARALLEL_FROM = 20_000
+
 
 def available() -> bool:
     return sys.platform == "linux" and (os.cpu_count() or 1) > 1

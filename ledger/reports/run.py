@@ -70,7 +70,7 @@ class Built:
         timings: Timings | None = None,
     ) -> None:
         self.head = head
-        # database and Python seconds added up over the processes that built it (when known)
+        # database, Python and CPU seconds of the processes that built it (when known)
         self.timings = timings
         self.report_time = report_time
         self.lines = lines or {}
