@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.pool import AsyncResult
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ledger.database import Db
 
@@ -53,8 +55,11 @@ class Worker:
         self._pool = multiprocessing.get_context(method).Pool(1)
         return self
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> AsyncResult[T]:
-        return self._pool.apply_async(fn, args)
+    def submit(self, fn: Callable[..., T], *args: Any) -> Result[T]:
+        """Run `fn(*args)` in the worker. Its result comes back through a temporary file:
+        through the pool's pipe, hundreds of megabytes would be read 64 KiB at a time by a
+        thread that waits for the GIL while this process works."""
+        return Result(self._pool.apply_async(_to_file, (fn, args)))
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -64,6 +69,27 @@ class Worker:
         else:
             self._pool.terminate()
         self._pool.join()
+
+
+class Result(Generic[T]):
+    def __init__(self, pending: AsyncResult[str]) -> None:
+        self._pending = pending
+
+    def get(self) -> T:
+        path = self._pending.get()
+        try:
+            with open(path, "rb") as file:
+                result: T = pickle.load(file)
+        finally:
+            os.unlink(path)
+        return result
+
+
+def _to_file(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    result = fn(*args)
+    with tempfile.NamedTemporaryFile("wb", prefix="certledger-report-", delete=False) as file:
+        pickle.dump(result, file, protocol=pickle.HIGHEST_PROTOCOL)
+    return file.name
 
 
 @dataclass
