@@ -3,6 +3,7 @@ run (forking would copy their locks mid-use)."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -53,13 +54,16 @@ class Worker:
     def __enter__(self) -> Worker:
         method = "fork" if threading.active_count() == 1 else "forkserver"
         self._pool = multiprocessing.get_context(method).Pool(1)
+        self._results: list[Result[Any]] = []
         return self
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Result[T]:
         """Run `fn(*args)` in the worker. Its result comes back through a temporary file:
         through the pool's pipe, hundreds of megabytes would be read 64 KiB at a time by a
         thread that waits for the GIL while this process works."""
-        return Result(self._pool.apply_async(_to_file, (fn, args)))
+        result: Result[T] = Result(self._pool.apply_async(_to_file, (fn, args)))
+        self._results.append(result)
+        return result
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -69,6 +73,8 @@ class Worker:
         else:
             self._pool.terminate()
         self._pool.join()
+        for result in self._results:
+            result.discard()
 
 
 class Result(Generic[T]):
@@ -83,6 +89,12 @@ class Result(Generic[T]):
         finally:
             os.unlink(path)
         return result
+
+    def discard(self) -> None:
+        """Remove the file of a result that was not read (this process failed first)."""
+        if self._pending.ready() and self._pending.successful():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._pending.get())
 
 
 def _to_file(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
