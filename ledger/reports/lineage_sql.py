@@ -128,6 +128,7 @@ class Part:
         self.tally.merge(other.tally)
         self.lines += other.lines
         self.slow += other.slow
+        self.timings.add(other.timings)
 
 
 def lineage_part(db: Db, report_time: str, low: str = "", high: str | None = None) -> Part:

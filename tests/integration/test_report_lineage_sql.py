@@ -11,8 +11,9 @@ import pytest
 from ledger.application import Ledger
 from ledger.domain.context import Ctx
 from ledger.reports import lineage_sql
-from ledger.reports.lineage import lineage_entries
+from ledger.reports.lineage import Tally, lineage_entries
 from ledger.reports.model import Checkpoint, ReportContext
+from ledger.reports.parallel import Timings
 from ledger.reports.render_json import write_json, write_json_lines
 from ledger.reports.run import ViewsAt, build_report, views_position, write_report
 from ledger.reports.source import load_certificates
@@ -113,3 +114,12 @@ def test_stored_certificate_json_is_what_the_lines_copy(
         assert not {"serial", "x5t"} & value.keys()
         for item in value.values():
             assert isinstance(item, str) or all(isinstance(i, str) for i in item)
+
+
+def test_a_merged_part_counts_both_processes() -> None:
+    def part(seconds: float) -> lineage_sql.Part:
+        return lineage_sql.Part(Tally(), [], [], Timings(seconds, 2 * seconds, 3 * seconds))
+
+    merged = part(1.0)
+    merged.merge(part(0.5))
+    assert merged.timings == Timings(1.5, 3.0, 4.5)
