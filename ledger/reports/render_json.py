@@ -45,9 +45,11 @@ def _write_items(out: TextIO, items: Iterable[str], batch: int = 2000) -> None:
     for item in items:
         chunk.append(item)
         if len(chunk) == batch:
-            out.write((",\n    " if opened else "[\n    ") + ",\n    ".join(chunk))
+            out.write(",\n    " if opened else "[\n    ")
+            out.write(",\n    ".join(chunk))
             opened, chunk = True, []
     if chunk:
-        out.write((",\n    " if opened else "[\n    ") + ",\n    ".join(chunk))
+        out.write(",\n    " if opened else "[\n    ")
+        out.write(",\n    ".join(chunk))
         opened = True
     out.write("\n  ]" if opened else "[]")
