@@ -28,3 +28,15 @@ def test_lines_in_batches_are_the_items(count: int, monkeypatch: pytest.MonkeyPa
     assert lines.getvalue() == whole.getvalue()
     assert json.loads(lines.getvalue())["findings"] == items
     assert lines.getvalue().count("\n") == (7 if count == 0 else 8 + count)  # one per item
+
+
+def test_sqlite_quotes_every_character_as_orjson() -> None:
+    """The lineage lines rely on SQLite's json_quote escaping text exactly as orjson."""
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    points = [*range(0xD800), *range(0xE000, 0x110000)]
+    for start in range(0, len(points), 4096):
+        text = "".join(map(chr, points[start : start + 4096]))
+        quoted = db.execute("SELECT json_quote(?)", [text]).fetchone()[0]
+        assert quoted == orjson.dumps(text).decode(), hex(points[start])
