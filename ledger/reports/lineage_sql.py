@@ -4,7 +4,7 @@ Reading 45 columns of every version into Python objects and building a dict per 
 cost more than everything else a report does. On SQLite, the query concatenates each
 version's JSON around the few values Python still works out (origin, current, key reuse,
 gaps and overlaps), so a version costs a handful of Python objects. SQLite's `json_quote`
-escapes text exactly as orjson does (every code point was compared), so the lines are the
+escapes text exactly as orjson does (a test compares every code point), so the lines are the
 bytes `lineage.lineage_report` gives. The stored certificate JSON is copied as it is (the
 view writes it compact, with strings and lists of strings only: a test holds it to that),
 unless it has an escape, which orjson would write otherwise: such a certificate is built by
