@@ -74,14 +74,14 @@ def _emit(state: State, built: Any, fmt: str, out: str | None, timeline_limit: i
             stream = sys.stdout
         write_report(built, fmt, stream, timeline_limit=timeline_limit)
     if out and out != "-":
-        summary = built.report["summary"]
+        summary = built.summary
         what = (
             f"{summary['findings']} finding(s)"
-            if built.report["report"] == "compliance"
+            if built.head["report"] == "compliance"
             else f"{summary['versions']} version(s)"
         )
         click.echo(
-            f"{built.report['report']} report: {summary['certificates']} certificate(s),"
+            f"{built.head['report']} report: {summary['certificates']} certificate(s),"
             f" {what} -> {out}",
             err=True,
         )
@@ -140,7 +140,11 @@ def lineage(
 
     views = _views(state, at, names)
     built = build_report(
-        "lineage", views, lambda: report_checkpoint(state), names=list(names) or None
+        "lineage",
+        views,
+        lambda: report_checkpoint(state),
+        names=list(names) or None,
+        lines=fmt == "json",
     )
     _emit(state, built, fmt, out, timeline_limit)
 
@@ -175,7 +179,9 @@ def compliance(
 
     rules = load_rules(rules_file)
     views = _views(state, at, ())
-    built = build_report("compliance", views, lambda: report_checkpoint(state), rules=rules)
+    built = build_report(
+        "compliance", views, lambda: report_checkpoint(state), rules=rules, lines=fmt == "json"
+    )
     _emit(state, built, fmt, out, timeline_limit)
 
 

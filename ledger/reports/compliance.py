@@ -79,11 +79,20 @@ def _days(delta: timedelta) -> float:
     return round(delta.total_seconds() / 86400, 1)
 
 
-def _longer_than_months(f: Facts, months: int, slack: timedelta = timedelta(0)) -> bool:
+_NO_SLACK = timedelta(0)
+# (months, slack) -> the shortest and longest that many months can be, plus the slack
+_BOUNDS: dict[tuple[int, timedelta], tuple[timedelta, timedelta]] = {}
+
+
+def _longer_than_months(f: Facts, months: int, slack: timedelta = _NO_SLACK) -> bool:
     """notAfter is later than notBefore + `months` calendar months (+ `slack`)."""
-    if f.length <= timedelta(days=28 * months) + slack:
+    bounds = _BOUNDS.get((months, slack))
+    if bounds is None:
+        bounds = (timedelta(days=28 * months) + slack, timedelta(days=31 * months) + slack)
+        _BOUNDS[(months, slack)] = bounds
+    if f.length <= bounds[0]:
         return False  # the shortest months cannot be exceeded
-    if f.length > timedelta(days=31 * months) + slack:
+    if f.length > bounds[1]:
         return True
     nbf, exp = f.nbf, f.exp - slack
     target = nbf.year * 12 + nbf.month + months
@@ -97,6 +106,7 @@ def _longer_than_months(f: Facts, months: int, slack: timedelta = timedelta(0)) 
 
 def _max_validity(rule: Any) -> Check:
     limit = rule.max_months
+    one_day = timedelta(days=1)
 
     def check(f: Facts, moment: datetime, policy: PolicyFacts | None) -> Outcome:
         if policy is not None and policy.validity_months and policy.validity_months > limit:
@@ -106,7 +116,7 @@ def _max_validity(rule: Any) -> Check:
                 f"at most {limit} months",
                 f"{policy.validity_months} months (policy)",
             )
-        if _longer_than_months(f, limit, timedelta(days=1)):
+        if _longer_than_months(f, limit, one_day):
             days = _days(f.length)
             return (
                 f"the certificate is valid for {days} days, more than {limit} months",
@@ -450,6 +460,58 @@ def evaluate(
     return Evaluation(findings, evaluated, len(certs), versions)
 
 
+class FindingTally:
+    """The summary's counts of findings, added up finding by finding."""
+
+    def __init__(self, rules: Sequence[CompiledRule]) -> None:
+        self.findings = 0
+        self.by_severity: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
+        self.violations = dict.fromkeys((r.id for r in rules), 0)
+        self.by_evaluation: dict[str, int] = {"issuance": 0, "report": 0}
+        self.certificates: set[str] = set()
+
+    def add(self, finding: dict[str, Any]) -> None:
+        self.findings += 1
+        self.by_severity[finding["severity"]] += 1
+        self.violations[finding["rule"]] += 1
+        self.by_evaluation[finding["evaluated"]] += 1
+        self.certificates.add(finding["certificate"])
+
+    def merge(self, other: FindingTally) -> None:
+        self.findings += other.findings
+        for mine, theirs in (
+            (self.by_severity, other.by_severity),
+            (self.violations, other.violations),
+            (self.by_evaluation, other.by_evaluation),
+        ):
+            for key, count in theirs.items():
+                mine[key] += count
+        self.certificates |= other.certificates
+
+
+def summary(
+    rules: Sequence[CompiledRule], result: Evaluation, tally: FindingTally
+) -> dict[str, Any]:
+    return {
+        "certificates": result.certificates,
+        "versions_evaluated": result.versions,
+        "findings": tally.findings,
+        "certificates_with_findings": len(tally.certificates),
+        "by_severity": tally.by_severity,
+        "by_evaluation": tally.by_evaluation,
+        "by_rule": {
+            r.id: {
+                "title": r.title,
+                "source": r.source,
+                "severity": r.severity,
+                "evaluated": result.evaluated[r.id],
+                "violations": tally.violations[r.id],
+            }
+            for r in rules
+        },
+    }
+
+
 def compliance_report(
     certs: Sequence[CertificateRows],
     policies: PolicyBook,
@@ -458,35 +520,12 @@ def compliance_report(
 ) -> dict[str, Any]:
     rules = compile_rules(rules_file.rules)
     result = evaluate(certs, policies, rules, context.report_time)
-    by_severity = dict.fromkeys(SEVERITIES, 0)
-    by_rule: dict[str, dict[str, Any]] = {
-        r.id: {
-            "title": r.title,
-            "source": r.source,
-            "severity": r.severity,
-            "evaluated": result.evaluated[r.id],
-            "violations": 0,
-        }
-        for r in rules
-    }
-    by_evaluation: dict[str, int] = {"issuance": 0, "report": 0}
-    with_findings: set[str] = set()
+    tally = FindingTally(rules)
     for finding in result.findings:
-        by_severity[finding["severity"]] += 1
-        by_rule[finding["rule"]]["violations"] += 1
-        by_evaluation[finding["evaluated"]] += 1
-        with_findings.add(finding["certificate"])
+        tally.add(finding)
     return {
         **context.header("compliance"),
         "rules": rules_file.as_json(),
-        "summary": {
-            "certificates": result.certificates,
-            "versions_evaluated": result.versions,
-            "findings": len(result.findings),
-            "certificates_with_findings": len(with_findings),
-            "by_severity": by_severity,
-            "by_evaluation": by_evaluation,
-            "by_rule": by_rule,
-        },
+        "summary": summary(rules, result, tally),
         "findings": result.findings,
     }

@@ -214,31 +214,64 @@ def lineage_entries(
         yield certificate_entry(cert, report_time, parse)
 
 
-def summarise(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    by_status: dict[str, int] = {}
-    by_origin: dict[str, int] = {}
-    versions = reused = changed = gaps = overlaps = open_gaps = 0
-    for cert in entries:
-        gaps += len(cert["gaps"])
-        open_gaps += sum(1 for g in cert["gaps"] if g["open"])
-        overlaps += len(cert["overlaps"])
+class Tally:
+    """The summary's counts, added up version by version."""
+
+    def __init__(self) -> None:
+        self.certificates = 0
+        self.versions = self.reused = self.changed = 0
+        self.gaps = self.open_gaps = self.overlaps = 0
+        self.by_status: dict[str, int] = {}
+        self.by_origin: dict[str, int] = {}
+
+    def merge(self, other: Tally) -> None:
+        self.versions += other.versions
+        self.reused += other.reused
+        self.changed += other.changed
+        self.gaps += other.gaps
+        self.open_gaps += other.open_gaps
+        self.overlaps += other.overlaps
+        for mine, theirs in ((self.by_status, other.by_status), (self.by_origin, other.by_origin)):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+
+    def add_version(self, status: str, origin: str, reused: bool, ca_changed: bool) -> None:
+        self.versions += 1
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+        self.by_origin[origin] = self.by_origin.get(origin, 0) + 1
+        self.reused += reused
+        self.changed += ca_changed
+
+    def add_spans(self, gaps: Sequence[dict[str, Any]], overlaps: Sequence[Any]) -> None:
+        self.gaps += len(gaps)
+        self.open_gaps += sum(1 for g in gaps if g["open"])
+        self.overlaps += len(overlaps)
+
+    def add_entry(self, cert: dict[str, Any]) -> None:
         for v in cert["versions"]:
-            versions += 1
-            by_status[v["status"]] = by_status.get(v["status"], 0) + 1
-            by_origin[v["origin"]] = by_origin.get(v["origin"], 0) + 1
-            reused += v["key"]["reused"]
-            changed += bool(v["ca_changes"])
-    return {
-        "certificates": len(entries),
-        "versions": versions,
-        "by_status": dict(sorted(by_status.items())),
-        "by_origin": dict(sorted(by_origin.items())),
-        "keys_reused": reused,
-        "ca_changed": changed,
-        "gaps": gaps,
-        "open_gaps": open_gaps,
-        "overlaps": overlaps,
-    }
+            self.add_version(v["status"], v["origin"], v["key"]["reused"], bool(v["ca_changes"]))
+        self.add_spans(cert["gaps"], cert["overlaps"])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "certificates": self.certificates,
+            "versions": self.versions,
+            "by_status": dict(sorted(self.by_status.items())),
+            "by_origin": dict(sorted(self.by_origin.items())),
+            "keys_reused": self.reused,
+            "ca_changed": self.changed,
+            "gaps": self.gaps,
+            "open_gaps": self.open_gaps,
+            "overlaps": self.overlaps,
+        }
+
+
+def summarise(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    tally = Tally()
+    for cert in entries:
+        tally.add_entry(cert)
+    tally.certificates = len(entries)
+    return tally.summary()
 
 
 def lineage_report(certs: Sequence[CertificateRows], context: ReportContext) -> dict[str, Any]:

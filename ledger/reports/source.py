@@ -59,6 +59,10 @@ RULE_FIELDS = frozenset(
 )
 
 
+# What the rules alone read (the timeline also reads generation, seq, status, promoted_at).
+CHECK_FIELDS = RULE_FIELDS - {"generation", "seq", "status", "key_reused", "promoted_at"}
+
+
 def _columns(fields: frozenset[str] | None) -> str:
     names = [c.strip() for c in VERSION_COLUMNS.split(",")]
     if fields is None:
@@ -148,28 +152,51 @@ class CertificateRows:
         return None
 
 
+IdRange = tuple[str, str | None]  # certificate ids from the first up to the second, excluded
+
+
+def id_range(ids: IdRange) -> tuple[str, list[str]]:
+    """The SQL condition (to append to a WHERE) and parameters of `cert_id` in `ids`."""
+    low, high = ids
+    if high is None:
+        return " AND cert_id >= ?", [low]
+    return " AND cert_id >= ? AND cert_id < ?", [low, high]
+
+
 def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
 def load_certificates(
-    db: Db, names: Sequence[str] | None = None, *, for_rules: bool = False
+    db: Db,
+    names: Sequence[str] | None = None,
+    *,
+    for_rules: bool = False,
+    ids: IdRange | None = None,
+    fields: frozenset[str] | None = None,
 ) -> list[CertificateRows]:
     """Certificates by name (all when `names` is None) with their versions; unknown names raise.
 
-    `for_rules` reads only what the compliance rules and the timeline need.
+    `for_rules` reads only what the compliance rules and the timeline need, `fields` only
+    these columns (the others are None); `ids` limits the certificates to a range of ids
+    (with `names` None).
     """
+    within, bounds = "", list[str]()
+    if ids is not None:
+        within, bounds = id_range(ids)
     certs: dict[str, CertificateRows] = {}
     head = (
         "SELECT cert_id, name, state, version, generation, policy_hash, deleted_on FROM v_current"
     )
     if names is None:
-        cert_rows = db.execute(head + " WHERE state <> 'new' OR version IS NOT NULL")
+        cert_rows = db.execute(
+            f"{head} WHERE (state <> 'new' OR version IS NOT NULL){within}", bounds
+        )
     else:
-        ids = list(dict.fromkeys(str(certificate_id(n)) for n in names))
+        wanted = list(dict.fromkeys(str(certificate_id(n)) for n in names))
         cert_rows = []
-        for chunk in _chunks(ids):
+        for chunk in _chunks(wanted):
             marks = ", ".join("?" for _ in chunk)
             cert_rows += db.execute(f"{head} WHERE cert_id IN ({marks})", list(chunk))
         found = {str(r[0]) for r in cert_rows}
@@ -181,11 +208,15 @@ def load_certificates(
             cert_id, name, state, version, int(generation), policy_hash, deleted_on
         )
     sql = (
-        f"SELECT {_columns(RULE_FIELDS if for_rules else None)} FROM v_versions v"
+        f"SELECT {_columns(fields or (RULE_FIELDS if for_rules else None))} FROM v_versions v"
         " LEFT JOIN v_lineage l ON l.cert_id = v.cert_id AND l.version = v.version"
     )
     if names is None:
-        rows = db.execute(sql + " ORDER BY v.cert_id, v.generation, v.seq")
+        rows = db.execute(
+            f"{sql} WHERE 1 = 1{within.replace('cert_id', 'v.cert_id')}"
+            " ORDER BY v.cert_id, v.generation, v.seq",
+            bounds,
+        )
     else:
         rows = []
         for chunk in _chunks(list(certs)):
@@ -211,10 +242,13 @@ class PolicyFacts:
 
 
 class PolicyBook:
-    """The compliance facts of policies by SHA-256, from `v_policies`."""
+    """The compliance facts of policies by SHA-256, from `v_policies` (each policy's facts
+    are made when first asked for)."""
 
     def __init__(self, db: Db | None, fingerprints: Iterable[str | None] | None = None) -> None:
         self._facts: dict[str, PolicyFacts] = {}
+        self._rows: dict[str, tuple[int | None, str]] = {}
+        self._actions: dict[str, tuple[tuple[str, int | None, int | None], ...]] = {}
         if db is None:
             return
         sql = "SELECT fingerprint, validity_months, actions FROM v_policies"
@@ -226,12 +260,22 @@ class PolicyBook:
             for chunk in _chunks(wanted):
                 marks = ", ".join("?" for _ in chunk)
                 rows += db.execute(f"{sql} WHERE fingerprint IN ({marks})", list(chunk))
-        actions: dict[str, tuple[tuple[str, int | None, int | None], ...]] = {}
-        for fingerprint, months, text in rows:
-            parsed = actions.get(text)
-            if parsed is None:
-                parsed = actions[text] = tuple((str(a), p, d) for a, p, d in json.loads(text))
-            self._facts[fingerprint] = PolicyFacts(months, parsed)
+        self._add(rows)
+
+    def _add(self, rows: Iterable[Sequence[Any]]) -> None:
+        self._rows.update((fingerprint, (months, text)) for fingerprint, months, text in rows)
+
+    def _made(self, fingerprint: str) -> PolicyFacts | None:
+        row = self._rows.get(fingerprint)
+        if row is None:
+            return None
+        months, text = row
+        parsed = self._actions.get(text)
+        if parsed is None:
+            parsed = tuple((str(a), p, d) for a, p, d in json.loads(text))
+            self._actions[text] = parsed
+        facts = self._facts[fingerprint] = PolicyFacts(months, parsed)
+        return facts
 
     @classmethod
     def of(cls, documents: dict[str, dict[str, Any]]) -> PolicyBook:
@@ -248,7 +292,9 @@ class PolicyBook:
         return book
 
     def get(self, fingerprint: str | None) -> PolicyFacts | None:
-        return self._facts.get(fingerprint) if fingerprint else None
+        if not fingerprint:
+            return None
+        return self._facts.get(fingerprint) or self._made(fingerprint)
 
 
 def policy_book_for(db: Db, certs: Sequence[CertificateRows], *, everything: bool) -> PolicyBook:
