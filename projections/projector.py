@@ -370,7 +370,7 @@ def _rebuild_share(url: DatabaseUrl, names: list[str]) -> None:
 def bulk(db: Db, on: bool) -> None:
     """SQLite settings for a rebuild: a large page cache, rarer WAL checkpoints."""
     if db.url.is_sqlite and db.url.path is not None:
-        db.execute(f"PRAGMA cache_size = {-262144 if on else -2000}")  # KiB: 256 MiB
+        db.execute(f"PRAGMA cache_size = {-1048576 if on else -2000}")  # KiB: 1 GiB
         db.execute(f"PRAGMA wal_autocheckpoint = {20000 if on else 1000}")
 
 

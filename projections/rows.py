@@ -197,17 +197,19 @@ class Rows:
                 where = " AND ".join(f"{k} = ?" for k in t.key[:length])
                 sql = f"DELETE FROM {t.name}" + (f" WHERE {where}" if where else "")
                 cur.executemany(sql, prefixes) if length else cur.run(sql)
+            # In key order: neighbouring rows land on the same index pages.
             if t.deleted:
-                cur.executemany(t.delete_sql, list(t.deleted))
+                cur.executemany(t.delete_sql, sorted(t.deleted))
             added = t.added - t.dirty
             if added:
-                cur.executemany(t.insert_sql, [self._values(t, k) for k in added])
+                cur.executemany(t.insert_sql, [self._values(t, k) for k in sorted(added)])
             if t.dirty:
+                dirty = sorted(t.dirty)
                 prepare = self.prepare.get(t.name)
                 if prepare is not None:
-                    for key in t.dirty:
+                    for key in dirty:
                         prepare(t.cached[key])  # type: ignore[arg-type]
-                cur.executemany(t.upsert_sql, [self._values(t, k) for k in t.dirty])
+                cur.executemany(t.upsert_sql, [self._values(t, k) for k in dirty])
             t.reset()
             size += len(t.cached)
         if size > self.capacity:
