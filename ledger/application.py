@@ -229,8 +229,13 @@ class Ledger(Application[UUID]):
         policy: CertificatePolicy | None = None,
         *,
         tags: dict[str, str] | None = None,
+        enabled: bool = True,
     ) -> Certificate:
-        """Accept a create: key pair and CSR now, the rest for the worker or a merge."""
+        """Accept a create: key pair and CSR now, the rest for the worker or a merge.
+
+        `enabled=False` makes the new version come out disabled (its key and secret
+        inoperable until it is enabled), as Key Vault does.
+        """
         self.authorize(ctx, "create", f"certificates/{name}")
         cert = self.find_certificate(name) or Certificate.register(ctx, name)
         if policy is None:
@@ -243,7 +248,12 @@ class Ledger(Application[UUID]):
         cert.replace_policy(ctx, policy.to_kv_json(), policy.fingerprint())
         version = uuid.uuid4().hex
         cert.open_operation(
-            ctx, version, issuer_name, policy.secret_props.contentType, tags=tags or {}
+            ctx,
+            version,
+            issuer_name,
+            policy.secret_props.contentType,
+            tags=tags or {},
+            enabled=enabled,
         )
 
         if self._stepwise_create:

@@ -219,6 +219,7 @@ class Certificate(Aggregate):
         issuer_name: str,
         content_type: str,
         tags: dict[str, str] | None = None,
+        enabled: bool = True,
     ) -> None:
         self._check_not_deleted()
         if self.operation is not None and self.operation.in_progress:
@@ -236,6 +237,7 @@ class Certificate(Aggregate):
             policy_fingerprint=self.policy_fingerprint,
             content_type=content_type,
             tags=dict(tags or {}),
+            enabled=enabled,
         )
 
     def create_key_pair(
@@ -320,6 +322,9 @@ class Certificate(Aggregate):
         if self.versions[op.version].cert_der is None:
             raise Conflict(f"version {op.version!r} of {self.name!r} has no certificate to promote")
         self._emit(self.VersionPromoted, ctx, version=op.version, previous_version=self.current)
+        if not self.versions[op.version].enabled:
+            # Created with enabled=false: it comes out disabled, in the same commit.
+            self._emit(self.AttributesUpdated, ctx, version=op.version, enabled=False, tags=None)
 
     def request_cancellation(self, ctx: Ctx) -> None:
         op = self.require_in_progress()
@@ -515,11 +520,17 @@ class Certificate(Aggregate):
             aggregate.policy_fingerprint = self.fingerprint
 
     class OperationOpened(LedgerEvent):
+        class_version: ClassVar[int] = 2
         version: str
         issuer_name: str
         policy_fingerprint: str
         content_type: str
         tags: dict[str, str]
+        enabled: bool  # the version's state once promoted (a create's attributes.enabled)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("enabled", True)
 
         def apply(self, aggregate: Certificate) -> None:
             aggregate.versions[self.version] = Version(
@@ -532,6 +543,7 @@ class Certificate(Aggregate):
                 content_type=self.content_type,
                 tags=dict(self.tags),
                 actor=self.actor,
+                enabled=self.enabled,
             )
             aggregate.operation = Operation(
                 version=self.version,
