@@ -17,7 +17,7 @@ import uvicorn
 
 from ledger.api.app import create_app
 from ledger.api.services import ApiServices
-from ledger.api.tls import ensure_server_tls
+from ledger.api.tls import ensure_server_tls, tls_names
 from ledger.bootstrap import open_ledger
 from ledger.domain.context import Ctx
 from ledger.keys.master import load_key
@@ -89,7 +89,8 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], None])
     stop = threading.Event()
     threads: list[threading.Thread] = []
     try:
-        tls = ensure_server_tls(ledger, Ctx(settings.principal), list(options.tls_hosts))
+        names, ips = tls_names(options.tls_hosts, options.host)
+        tls = ensure_server_tls(ledger, Ctx(settings.principal), names, ips)
         say(f"CA certificate: {tls.ca_file}")
         db = settings.database.connect()
         if db.url.is_sqlite:

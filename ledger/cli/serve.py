@@ -22,7 +22,8 @@ from ledger.cli.common import pass_state
     multiple=True,
     default=("localhost",),
     show_default=True,
-    help="DNS name in the server certificate (repeatable).",
+    help="DNS name or IP address in the server certificate (repeatable); localhost, "
+    "127.0.0.1, ::1 and an IP --host are always in it.",
 )
 @click.option("--no-worker", is_flag=True, help="Leave pending operations to `certledger worker`.")
 @click.option(

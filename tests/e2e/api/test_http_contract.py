@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from azure.keyvault.certificates import CertificateClient
+from cryptography import x509
 
 from ledger.application import Ledger
 from ledger.bootstrap import open_ledger
@@ -17,7 +21,7 @@ from ledger.domain.access import PERMISSIONS
 from ledger.domain.context import Ctx
 from ledger.settings import Settings
 from tests.e2e.api.pki import ExternalCa, der
-from tests.e2e.api.served import Served
+from tests.e2e.api.served import Served, StaticCredential
 
 API = "7.5"
 SELF_POLICY = {
@@ -301,3 +305,33 @@ def test_openapi_document_describes_the_routes(served: Served) -> None:
     assert create["security"] == [{"bearer": []}]
     for path in ("/deletedcertificates/{name}", "/certificates/issuers/{name}", "/keys/{name}"):
         assert path in paths
+
+
+def test_tls_certificate_verifies_for_ip_hosts(served: Served, admin_token: str) -> None:
+    """Clients pointed at https://127.0.0.1:PORT verify the server certificate."""
+    context = ssl.create_default_context(cafile=str(served.ca))
+    with (
+        socket.create_connection(("127.0.0.1", served.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der_cert = tls.getpeercert(binary_form=True)
+    assert der_cert is not None
+    sans = x509.load_der_x509_certificate(der_cert).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert sans.value.get_values_for_type(x509.DNSName) == ["localhost"]
+    ips = {str(ip) for ip in sans.value.get_values_for_type(x509.IPAddress)}
+    assert ips == {"127.0.0.1", "::1"}
+
+    url = f"https://127.0.0.1:{served.port}"
+    answer = requests.get(
+        f"{url}/certificates",
+        params={"api-version": API},
+        verify=str(served.ca),
+        timeout=30,
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert answer.status_code == 200
+    options = served.client_options()
+    with CertificateClient(url, StaticCredential(admin_token), **options) as client:
+        assert client.get_certificate("certledger-tls").cer == der_cert
