@@ -476,7 +476,18 @@ class Ledger(Application[UUID]):
 
     def purge_certificate(self, ctx: Ctx, name: str) -> None:
         self.authorize(ctx, "purge", f"deletedcertificates/{name}")
-        cert = self.deleted_certificate(name)
+        self._purge(ctx, self.deleted_certificate(name))
+
+    def purge_if_due(self, cert_id: UUID) -> bool:
+        """Purge a deleted certificate whose retention period has ended (actor: the system)."""
+        cert = self._load(cert_id, Certificate)
+        if cert is None or not cert.purge_due(self.now()):
+            return False
+        self._purge(Ctx(SYSTEM), cert)
+        return True
+
+    def _purge(self, ctx: Ctx, cert: Certificate) -> None:
+        """`Purged`, then the data key and encrypted keys destroyed (crypto-shredding)."""
         owner = key_owner(cert)
         cert.purge(ctx)
         self.commit(cert)

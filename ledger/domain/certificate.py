@@ -124,6 +124,8 @@ class Certificate(Aggregate):
         self.current: str | None = None
         self.operation: Operation | None = None
         self.deleted_on: datetime | None = None
+        # When a soft-deleted certificate's retention ends and it is purged by itself.
+        self.scheduled_purge: datetime | None = None
         self.generation = 1
 
     @staticmethod
@@ -461,6 +463,10 @@ class Certificate(Aggregate):
             raise NotFound(f"deleted certificate {self.name!r} not found")
         self._emit(self.Purged, ctx, generation=self.generation)
 
+    def purge_due(self, now: datetime) -> bool:
+        """True when the certificate is deleted and its retention period has ended."""
+        return self.scheduled_purge is not None and now >= self.scheduled_purge
+
     def restore(
         self,
         ctx: Ctx,
@@ -793,10 +799,12 @@ class Certificate(Aggregate):
 
         def apply(self, aggregate: Certificate) -> None:
             aggregate.deleted_on = self.timestamp
+            aggregate.scheduled_purge = self.timestamp + timedelta(days=self.recoverable_days)
 
     class Recovered(LedgerEvent):
         def apply(self, aggregate: Certificate) -> None:
             aggregate.deleted_on = None
+            aggregate.scheduled_purge = None
 
     class Restored(LedgerEvent):
         backup_sha256: str
@@ -819,6 +827,7 @@ class Certificate(Aggregate):
             aggregate.current = None
             aggregate.operation = None
             aggregate.deleted_on = None
+            aggregate.scheduled_purge = None
             aggregate.generation = self.generation + 1
 
 
@@ -869,6 +878,3 @@ REPLAYABLE: frozenset[type[Aggregate.Event]] = frozenset(
     }
 )
 
-
-def scheduled_purge(deleted_on: datetime) -> datetime:
-    return deleted_on + timedelta(days=RECOVERABLE_DAYS)
