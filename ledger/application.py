@@ -132,6 +132,12 @@ class Ledger(Application[UUID]):
         # Called with a step's name right after the step is saved (crash tests).
         self.pause: Pause = pause or sleeping_pause(settings.worker.pause_at)
         self._stepwise_create = pause is not None or settings.worker.pause_at in ("key_pair", "csr")
+        # The worker saves a CA's immediate answer with its order, unless crash tests pause
+        # between the two.
+        self.stepwise_issue = pause is not None or settings.worker.pause_at in (
+            "order",
+            "certificate",
+        )
         # The Merkle audit log, kept on both backends.
         self.audit = AuditService(self, open_audit_store(settings.database))
         self.audit.store.backfill()  # before any write: leaves for events stored before the log

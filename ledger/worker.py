@@ -1,8 +1,10 @@
 """Drives pending operations forward, one saved step at a time, resumable after a crash.
 
 Steps, each saved as its own events: key_pair, csr, order (`IssuerOrderPlaced`), certificate
-(`X509Merged`), promoted (`VersionPromoted`); or cancelled / failed. A restarted worker reads
-the aggregate and takes the next step. Provider calls happen under a lease, so two workers never
+(`X509Merged`), promoted (`VersionPromoted`); or cancelled / failed. A CA's certificate is
+saved with its promotion, and one that answers at once (LocalCA) with its order too, in one
+commit (separately when a crash test pauses between them). A restarted worker reads the
+aggregate and takes the next step. Provider calls happen under a lease, so two workers never
 talk to a CA about one operation at once, and providers keep orders in the order book keyed by
 the operation's request id, so a step repeated after a crash never orders twice.
 """
@@ -283,10 +285,12 @@ class Worker:
                     provider=issuer.provider,
                     order_ref=status.order_ref,
                 )
-                self.ledger.commit(cert)
-                self._statuses[key] = status
-                return "order"
-            if status is None:
+                if status.state == "pending" or self.ledger.stepwise_issue:
+                    self.ledger.commit(cert)
+                    self._statuses[key] = status
+                    return "order"
+                # Answered at once: settled below, saved with the order in one commit.
+            elif status is None:
                 status = provider.poll(config, version.order_ref)
         except Conflict:
             raise
@@ -343,5 +347,9 @@ class Worker:
             return "failed"
         changes = ca_changes(profile_from_policy(self.ledger.policy_of(cert)), leaf)
         cert.merge_x509(ctx, x509_facts(leaf, chain), source="provider", ca_changes=changes)
+        if not self.ledger.stepwise_issue:  # the certificate and its promotion: one commit
+            cert.promote(ctx)
+            self.ledger.commit(cert)
+            return "promoted"
         self.ledger.commit(cert)
         return "certificate"

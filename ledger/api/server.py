@@ -92,11 +92,9 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], None])
         names, ips = tls_names(options.tls_hosts, options.host)
         tls = ensure_server_tls(ledger, Ctx(settings.principal), names, ips)
         say(f"CA certificate: {tls.ca_file}")
-        db = settings.database.connect()
-        if db.url.is_sqlite:
-            # The views are rebuilt from the log at will: their commits need not wait for
-            # the disk (the events' own commits still do).
-            db.execute("PRAGMA synchronous=NORMAL")
+        # The views are rebuilt from the log at will: their commits need not wait for the
+        # disk (the events' own commits still do).
+        db = settings.database.connect().relax()
         projector = Projector(db, ledger.recorder, ledger.mapper)
         services = ApiServices(ledger, projector, Queries(db, vault_url))
         app = create_app(services, load_tokens(settings))

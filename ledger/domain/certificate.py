@@ -877,4 +877,3 @@ REPLAYABLE: frozenset[type[Aggregate.Event]] = frozenset(
         Certificate.Restored,
     }
 )
-

@@ -46,9 +46,12 @@ def test_ip_sans_reach_the_certificate() -> None:
 
 def test_policy_ip_addresses_are_checked_and_absent_by_default() -> None:
     base = {"x509_props": {"subject": "CN=a"}, "issuer": {"name": "Self"}}
-    assert "ip_addresses" not in CertificatePolicy.from_kv_json(
-        {**base, "x509_props": {"subject": "CN=a", "sans": {"dns_names": ["a.example"]}}}
-    ).to_kv_json()["x509_props"]["sans"]
+    assert (
+        "ip_addresses"
+        not in CertificatePolicy.from_kv_json(
+            {**base, "x509_props": {"subject": "CN=a", "sans": {"dns_names": ["a.example"]}}}
+        ).to_kv_json()["x509_props"]["sans"]
+    )
     with pytest.raises(PolicyError, match="not a valid IP address"):
         CertificatePolicy.from_kv_json(
             {**base, "x509_props": {"subject": "CN=a", "sans": {"ip_addresses": ["1.2.3"]}}}
