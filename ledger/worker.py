@@ -64,8 +64,14 @@ class Worker:
         settings: WorkerSettings | None = None,
         *,
         poll_interval: float = 0.5,
+        shard: tuple[int, int] = (0, 1),
+        lifetime: bool = True,
     ) -> None:
+        """`shard` (i, n): this worker takes the operations of certificates whose id is i
+        modulo n, beside n - 1 others in the same process; `lifetime`: it also runs the
+        lifetime duties (one worker per process is enough)."""
         self.ledger = ledger
+        self.shard = shard
         self.settings = settings or ledger.settings.worker
         self.poll_interval = poll_interval
         self.leases = Leases(ledger.settings.database.connect(), ttl=self.settings.lease_seconds)
@@ -76,10 +82,11 @@ class Worker:
         # When a pending order may be polled again (monotonic seconds).
         self._next_poll: dict[str, float] = {}
         # Lifetime actions (renewals, expiry notices) and notification delivery.
-        self.lifetime = LifetimeRunner(ledger, self.leases, WORKER)
+        self.lifetime = LifetimeRunner(ledger, self.leases, WORKER) if lifetime else None
 
     def close(self) -> None:
-        self.lifetime.close()
+        if self.lifetime is not None:
+            self.lifetime.close()
         self.leases.close()
 
     # -- discovery --------------------------------------------------------
@@ -96,16 +103,17 @@ class Worker:
                     self._open.discard(cert_id)
                 self._position = n.id
             if len(batch) < 1000:
-                return set(self._open)
+                index, count = self.shard
+                return {c for c in self._open if c.int % count == index}
 
     def run_once(self) -> int:
         """One pass over all due work: advance every open operation as far as it goes now."""
-        progressed = self.lifetime.schedule()
+        progressed = self.lifetime.schedule() if self.lifetime is not None else 0
         for cert_id in self.discover():
             cert: Certificate = self.ledger.repository.get(cert_id)
             while self.advance(cert):
                 progressed += 1
-        return progressed + self.lifetime.notify()
+        return progressed + (self.lifetime.notify() if self.lifetime is not None else 0)
 
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
         while not stop.is_set():
@@ -261,9 +269,11 @@ class Worker:
             and time.monotonic() < self._next_poll.get(key, 0.0)
         ):
             return None  # polled a moment ago
-        if not self._lease(cert, key):
-            return None
         provider = self.ledger.providers.get(issuer.provider)
+        # An offline CA (LocalCA) signs here, idempotently through the order book: two
+        # workers racing sign the same certificate and only one saves it; no lease needed.
+        if not getattr(provider, "offline", False) and not self._lease(cert, key):
+            return None
         step = "order" if version.order_ref is None else "poll"
         try:
             config = self.ledger.issuer_config(issuer)

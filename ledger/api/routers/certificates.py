@@ -53,7 +53,7 @@ def create_certificate(
     cert = call.ledger.create_certificate(
         call.ctx, name, body.policy, tags=body.tags, enabled=enabled is not False
     )
-    call.services.worker_wake.set()
+    call.services.wake_workers()
     op = render.operation(call.base, cert)
     version = request.query_params.get("api-version", "")
     location = (
