@@ -8,6 +8,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from ledger.domain.access import PERMISSIONS
 from ledger.domain.context import Ctx
 from ledger.settings import Settings
 from tests.e2e.api.pki import ExternalCa, der
-from tests.e2e.api.served import Served, StaticCredential
+from tests.e2e.api.served import Served, StaticCredential, start
 
 API = "7.5"
 SELF_POLICY = {
@@ -335,3 +336,40 @@ def test_tls_certificate_verifies_for_ip_hosts(served: Served, admin_token: str)
     options = served.client_options()
     with CertificateClient(url, StaticCredential(admin_token), **options) as client:
         assert client.get_certificate("certledger-tls").cer == der_cert
+
+
+def test_a_pending_poll_waits_for_the_worker(tmp_path: Path) -> None:
+    """GET .../pending of an operation in progress answers when the worker has ended it."""
+    served = start(tmp_path / "home", "--pending-wait", "20")
+    try:
+        admin = Http(served, served.token("admin"))
+        assert (
+            admin("POST", "/certificates/waited/create", {"policy": SELF_POLICY}).status_code == 202
+        )
+        op = admin("GET", "/certificates/waited/pending").json()
+        assert op["status"] == "completed"  # one request, however long the worker took
+        assert admin("GET", "/certificates/waited").status_code == 200
+
+        # Nothing in the process can end a manual (issuer Unknown) operation: no waiting.
+        manual = {"policy": {**SELF_POLICY, "issuer": {"name": "Unknown"}}}
+        assert admin("POST", "/certificates/manual/create", manual).status_code == 202
+        began = time.monotonic()
+        assert admin("GET", "/certificates/manual/pending").json()["status"] == "inProgress"
+        assert time.monotonic() - began < 10
+    finally:
+        served.stop()
+    assert not [line for line in served.log if "Traceback" in line], "".join(served.log)
+
+
+def test_fast_reads_answer_as_the_routes_do(admin: Http) -> None:
+    """The reads served outside FastAPI's routing keep its errors and neighbours."""
+    missing = admin("GET", "/certificates/nothing-here")
+    assert missing.status_code == 404 and error_of(missing)["code"] == "CertificateNotFound"
+    no_op = admin("GET", "/certificates/nothing-here/pending")
+    assert no_op.status_code == 404
+    assert error_of(no_op)["code"] in ("CertificateNotFound", "PendingCertificateNotFound")
+    assert admin("GET", "/certificates/issuers").status_code == 200  # the issuers list
+    assert admin("GET", "/certificates/contacts").status_code in (200, 404)  # contacts
+    bad = admin("GET", "/certificates/bad_name")
+    assert bad.status_code == 400 and error_of(bad)["code"] == "BadParameter"
+    assert "x-ms-request-id" in missing.headers
