@@ -82,9 +82,8 @@ class Guard:
             await _reply(tagged, 400, "BadParameter", version_problem, [])
             return
         state["principal"] = principal
-        found = self.fast.handler(scope) if self.fast is not None else None
-        if found is not None and self.fast is not None:
-            await self.fast.serve(scope, receive, tagged, found, principal)
+        if self.fast is not None:  # the hottest routes, else FastAPI
+            await self.fast(scope, receive, tagged, principal, self.app)
             return
         await self.app(scope, receive, tagged)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import socket
 import ssl
 import time
@@ -373,3 +374,34 @@ def test_fast_reads_answer_as_the_routes_do(admin: Http) -> None:
     bad = admin("GET", "/certificates/bad_name")
     assert bad.status_code == 400 and error_of(bad)["code"] == "BadParameter"
     assert "x-ms-request-id" in missing.headers
+
+
+def test_create_bodies_the_fast_path_leaves_to_fastapi(admin: Http) -> None:
+    """A create body that is not a valid JSON object gets FastAPI's 400, as before."""
+    url = f"{admin.served.url}/certificates/oddbody/create"
+
+    def post(data: bytes, content_type: str | None) -> requests.Response:
+        headers = {"Content-Type": content_type} if content_type else {}
+        return admin.session.post(
+            url,
+            params={"api-version": API},
+            data=data,
+            headers=headers,
+            timeout=30,
+            verify=str(admin.served.ca),
+        )
+
+    for data, content_type in [
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b'{"policy": {"key_props": {"kty": 7}}}', "application/json"),
+        (json.dumps({"policy": SELF_POLICY}).encode(), "text/plain"),
+    ]:
+        answer = post(data, content_type)
+        assert answer.status_code == 400, (data, content_type, answer.text)
+        assert error_of(answer)["code"] == "BadParameter"
+        assert "x-ms-request-id" in answer.headers
+    created = post(json.dumps({"policy": SELF_POLICY}).encode(), "application/json; charset=utf-8")
+    assert created.status_code == 202 and created.json()["status"] == "inProgress"
+    assert created.headers["Location"].startswith(f"{admin.served.url}/certificates/oddbody/")
+    assert admin.wait_completed("oddbody")["status"] == "completed"
