@@ -66,12 +66,16 @@ class Worker:
         poll_interval: float = 0.5,
         shard: tuple[int, int] = (0, 1),
         lifetime: bool = True,
+        lifetime_every: float = 0.0,
     ) -> None:
         """`shard` (i, n): this worker takes the operations of certificates whose id is i
         modulo n, beside n - 1 others in the same process; `lifetime`: it also runs the
-        lifetime duties (one worker per process is enough)."""
+        lifetime duties (one worker per process is enough), at most once per
+        `lifetime_every` seconds (a busy worker's rounds follow each other closely)."""
         self.ledger = ledger
         self.shard = shard
+        self.lifetime_every = lifetime_every
+        self._lifetime_due = 0.0  # monotonic
         self.settings = settings or ledger.settings.worker
         self.poll_interval = poll_interval
         self.leases = Leases(ledger.settings.database.connect(), ttl=self.settings.lease_seconds)
@@ -108,12 +112,15 @@ class Worker:
 
     def run_once(self) -> int:
         """One pass over all due work: advance every open operation as far as it goes now."""
-        progressed = self.lifetime.schedule() if self.lifetime is not None else 0
+        lifetime = self.lifetime if time.monotonic() >= self._lifetime_due else None
+        if lifetime is not None:
+            self._lifetime_due = time.monotonic() + self.lifetime_every
+        progressed = lifetime.schedule() if lifetime is not None else 0
         for cert_id in self.discover():
             cert: Certificate = self.ledger.repository.get(cert_id)
             while self.advance(cert):
                 progressed += 1
-        return progressed + (self.lifetime.notify() if self.lifetime is not None else 0)
+        return progressed + (lifetime.notify() if lifetime is not None else 0)
 
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
         while not stop.is_set():

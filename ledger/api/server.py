@@ -114,7 +114,9 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], None])
         if options.worker:
             count = max(1, options.worker_threads)
             for index in range(count):
-                worker = Worker(ledger, shard=(index, count), lifetime=index == 0)
+                worker = Worker(
+                    ledger, shard=(index, count), lifetime=index == 0, lifetime_every=0.2
+                )
                 wake = threading.Event()
                 services.worker_wakes.append(wake)
                 args = (worker, stop, wake, options.worker_interval, services.worker_progressed)

@@ -74,3 +74,25 @@ def test_deleted_certificates_are_purged_when_retention_ends(
         ledger.create_certificate(CTX, "old", make_policy())
     finally:
         worker.close()
+
+
+def test_lifetime_duties_run_at_most_once_per_period(
+    short_ledger: Ledger, clock: Clock, make_policy: PolicyFactory
+) -> None:
+    """A busy worker's rounds follow each other closely; its lifetime duties need not."""
+    ledger = short_ledger
+    ledger.create_certificate(CTX, "soon", make_policy())
+    busy = Worker(ledger, lifetime_every=3600)
+    try:
+        busy.drive("soon")
+        ledger.delete_certificate(CTX, "soon")
+        busy.run_once()  # the duties ran: nothing was due yet
+        clock.offset = timedelta(days=8)
+        busy.run_once()  # within the period: no duties, so no purge
+        assert ledger.deleted_certificate("soon").is_deleted
+        busy._lifetime_due = 0.0  # the period has passed
+        assert busy.run_once() == 1
+        with pytest.raises(NotFound):
+            ledger.deleted_certificate("soon")
+    finally:
+        busy.close()
