@@ -27,6 +27,7 @@ from ledger.providers.orderbook import SqlOrderBook
 from ledger.settings import Settings
 from projections.projector import Projector
 from projections.queries import Queries
+from projections.source import EventLog
 
 
 def _acme(services: ProviderServices) -> IssuerProvider:
@@ -77,5 +78,5 @@ def open_ledger(
 def open_views(ledger: Ledger) -> tuple[Projector, Queries]:
     """The read side of `ledger`: its projector (to catch up) and queries."""
     db = ledger.settings.database.connect()
-    projector = Projector(db, ledger.recorder, ledger.mapper)
+    projector = Projector(db, EventLog(db), ledger.mapper)
     return projector, Queries(db, ledger.settings.vault_url)

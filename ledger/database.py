@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -154,6 +154,14 @@ class Db:
             rows = cur.fetchall() if cur.description else []
             return [tuple(r) for r in rows]
 
+    def columns(self, table: str) -> tuple[str, ...]:
+        """The table's column names, in order."""
+        with self._lock:
+            cur = self._conn.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+            names = tuple(str(d[0]) for d in cur.description)
+            cur.fetchall()
+            return names
+
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
         """A write transaction (SQLite: BEGIN IMMEDIATE, so writers are serialised)."""
@@ -220,7 +228,20 @@ class Cursor:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self._cursor.executemany(self._db._sql(sql), [tuple(r) for r in rows])
+            self._cursor.executemany(self._db._sql(sql), rows)
+
+    def columns(self, table: str) -> tuple[str, ...]:
+        """The table's column names, in order."""
+        self._cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+        names = tuple(str(d[0]) for d in self._cursor.description)
+        self._cursor.fetchall()
+        return names
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """Send the statements inside without waiting for each answer (PostgreSQL)."""
+        if self._db.url.is_sqlite:
+            return nullcontext()
+        return self._cursor.connection.pipeline()  # type: ignore[no-any-return]
 
     def lock_key(self, key: str) -> None:
         """Within a transaction: serialise on `key` (SQLite's write lock already does)."""

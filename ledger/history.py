@@ -14,6 +14,7 @@ from ledger.domain.ids import certificate_id
 from ledger.moments import NOW, PointInTime
 from projections.projector import VIEW_CLASSES
 from projections.queries import Queries
+from projections.view import apply_all
 
 # Bulky or secret-free-but-long fields shown by their fingerprint or left out.
 HIDDEN = {
@@ -124,7 +125,5 @@ def replay_into_memory(events: Iterable[Any], ledger: Ledger) -> Queries:
         for view in views:
             for statement in view.schema:
                 cur.execute(statement)
-        for event in events:
-            for view in views:
-                view.apply(cur, event)
+        apply_all(cur, views, events)
     return Queries(db, ledger.settings.vault_url)

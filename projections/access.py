@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.database import Cursor
 from ledger.domain.access import PERMISSIONS
-from projections.view import View, at, insert, on
+from projections.rows import Rows
+from projections.view import View, at, on
 
 T = "v_access"
 DENIED = "v_access_denied"
@@ -14,7 +14,7 @@ DENIED = "v_access_denied"
 
 class AccessView(View):
     name = "access"
-    tables = (T, DENIED)
+    keys = {T: ("principal", "permission"), DENIED: ("position",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " principal TEXT NOT NULL, permission TEXT NOT NULL, PRIMARY KEY (principal, permission))",
@@ -23,31 +23,27 @@ class AccessView(View):
         " permission TEXT NOT NULL, target TEXT NOT NULL, request_id TEXT NOT NULL)",
     )
 
-    def _grant(self, cur: Cursor, principal: str, permissions: Any) -> None:
-        cur.executemany(
-            f"INSERT INTO {T} (principal, permission) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            [(principal, p) for p in permissions],
-        )
+    @staticmethod
+    def _grant(rows: Rows, principal: str, permissions: Any) -> None:
+        for permission in permissions:
+            rows.put(T, {"principal": principal, "permission": permission})
 
     @on("AccessControl.Bootstrapped")
-    def bootstrapped(self, cur: Cursor, e: Any) -> None:
-        self._grant(cur, e.administrator, PERMISSIONS)
+    def bootstrapped(self, rows: Rows, e: Any) -> None:
+        self._grant(rows, e.administrator, PERMISSIONS)
 
     @on("AccessControl.PermissionsGranted")
-    def granted(self, cur: Cursor, e: Any) -> None:
-        self._grant(cur, e.principal, e.permissions)
+    def granted(self, rows: Rows, e: Any) -> None:
+        self._grant(rows, e.principal, e.permissions)
 
     @on("AccessControl.PermissionsRevoked")
-    def revoked(self, cur: Cursor, e: Any) -> None:
-        cur.executemany(
-            f"DELETE FROM {T} WHERE principal = ? AND permission = ?",
-            [(e.principal, p) for p in e.permissions],
-        )
+    def revoked(self, rows: Rows, e: Any) -> None:
+        for permission in e.permissions:
+            rows.delete(T, e.principal, permission)
 
     @on("AccessControl.AccessDenied")
-    def denied(self, cur: Cursor, e: Any) -> None:
-        insert(
-            cur,
+    def denied(self, rows: Rows, e: Any) -> None:
+        rows.put(
             DENIED,
             {
                 "position": e.originator_version,
@@ -57,4 +53,5 @@ class AccessView(View):
                 "target": e.target,
                 "request_id": e.request_id,
             },
+            new=True,
         )

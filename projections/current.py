@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from ledger.database import Cursor
-from projections.view import View, at, cid, insert, iso, js, on, update
+from projections.rows import Rows
+from projections.view import View, at, cid, iso, iso_of, js, js_of, on
 
 T = "v_current"
 S = "v_current_staged"
@@ -17,7 +17,7 @@ class CurrentView(View):
     """One row per name; a version's facts wait in a staging table until promotion."""
 
     name = "current"
-    tables = (T, S)
+    keys = {T: ("cert_id",), S: ("cert_id", "version")}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " cert_id TEXT PRIMARY KEY, name TEXT NOT NULL, generation INTEGER NOT NULL,"
@@ -31,10 +31,9 @@ class CurrentView(View):
     )
 
     @on("Certificate.Registered")
-    def registered(self, cur: Cursor, e: Any) -> None:
+    def registered(self, rows: Rows, e: Any) -> None:
         when = at(e)
-        insert(
-            cur,
+        rows.put(
             T,
             {
                 "cert_id": cid(e),
@@ -44,48 +43,36 @@ class CurrentView(View):
                 "created": when,
                 "updated": when,
             },
+            new=True,
         )
 
     @on("Certificate.PolicyReplaced")
-    def policy(self, cur: Cursor, e: Any) -> None:
-        update(
-            cur,
-            T,
-            {"cert_id": cid(e)},
-            {"policy": js(e.policy), "policy_hash": e.fingerprint, "updated": at(e)},
-        )
+    def policy(self, rows: Rows, e: Any) -> None:
+        policy = js_of(e, "policy")
+        rows.patch(T, (cid(e),), policy=policy, policy_hash=e.fingerprint, updated=at(e))
 
     @on("Certificate.OperationOpened")
-    def opened(self, cur: Cursor, e: Any) -> None:
-        insert(
-            cur,
-            S,
-            {
-                "cert_id": cid(e),
-                "version": e.version,
-                "issuer": e.issuer_name,
-                "enabled": 1,
-                "tags": js(e.tags),
-            },
-        )
-        cur.execute(
-            f"UPDATE {T} SET state = 'pending' WHERE cert_id = ? AND state IN ('new', 'purged')",
-            [cid(e)],
-        )
+    def opened(self, rows: Rows, e: Any) -> None:
+        staged = {"cert_id": cid(e), "version": e.version, "issuer": e.issuer_name}
+        rows.put(S, {**staged, "enabled": 1, "tags": js(e.tags)}, new=True)
+        row = rows.get(T, cid(e))
+        if row is not None and row["state"] in ("new", "purged"):
+            rows.patch(T, (cid(e),), state="pending")
 
     @on("Certificate.X509Merged")
-    def merged(self, cur: Cursor, e: Any) -> None:
-        update(
-            cur,
+    def merged(self, rows: Rows, e: Any) -> None:
+        rows.patch(
             S,
-            {"cert_id": cid(e), "version": e.version},
-            {"x5t": e.x5t, "serial": e.serial, "nbf": iso(e.not_before), "exp": iso(e.not_after)},
+            (cid(e), e.version),
+            x5t=e.x5t,
+            serial=e.serial,
+            nbf=iso_of(e, "not_before"),
+            exp=iso_of(e, "not_after"),
         )
 
     @on("Certificate.CertificateImported")
-    def imported(self, cur: Cursor, e: Any) -> None:
-        insert(
-            cur,
+    def imported(self, rows: Rows, e: Any) -> None:
+        rows.put(
             S,
             {
                 "cert_id": cid(e),
@@ -93,63 +80,61 @@ class CurrentView(View):
                 "issuer": "Unknown",
                 "x5t": e.x5t,
                 "serial": e.serial,
-                "nbf": iso(e.not_before),
-                "exp": iso(e.not_after),
+                "nbf": iso_of(e, "not_before"),
+                "exp": iso_of(e, "not_after"),
                 "enabled": 1,
-                "tags": js({}),
+                "tags": "{}",
             },
+            new=True,
         )
 
     @on("Certificate.VersionPromoted")
-    def promoted(self, cur: Cursor, e: Any) -> None:
-        rows = cur.execute(
-            f"SELECT {', '.join(STAGED)} FROM {S} WHERE cert_id = ? AND version = ?",
-            [cid(e), e.version],
-        )
-        values = dict(zip(STAGED, rows[0], strict=True))
-        values.update(version=e.version, state="active", updated=at(e))
-        update(cur, T, {"cert_id": cid(e)}, values)
-        cur.execute(f"DELETE FROM {S} WHERE cert_id = ? AND version = ?", [cid(e), e.version])
+    def promoted(self, rows: Rows, e: Any) -> None:
+        staged = rows.get(S, cid(e), e.version)
+        if staged is None:
+            raise LookupError(f"version {e.version} of {cid(e)} was promoted but never staged")
+        values = {k: staged[k] for k in STAGED}
+        rows.patch(T, (cid(e),), **values, version=e.version, state="active", updated=at(e))
+        rows.delete(S, cid(e), e.version)
 
     @on("Certificate.AttributesUpdated")
-    def attributes(self, cur: Cursor, e: Any) -> None:
+    def attributes(self, rows: Rows, e: Any) -> None:
+        row = rows.get(T, cid(e))
+        if row is None or row["version"] != e.version:
+            return
         values: dict[str, Any] = {"updated": at(e)}
         if e.enabled is not None:
             values["enabled"] = int(e.enabled)
         if e.tags is not None:
             values["tags"] = js(e.tags)
-        update(cur, T, {"cert_id": cid(e), "version": e.version}, values)
+        rows.patch(T, (cid(e),), **values)
 
     @on("Certificate.OperationCancelled", "Certificate.OperationFailed")
-    def abandoned(self, cur: Cursor, e: Any) -> None:
-        cur.execute(f"DELETE FROM {S} WHERE cert_id = ? AND version = ?", [cid(e), e.version])
-        cur.execute(
-            f"UPDATE {T} SET state = 'new' WHERE cert_id = ? AND state = 'pending'", [cid(e)]
-        )
+    def abandoned(self, rows: Rows, e: Any) -> None:
+        rows.delete(S, cid(e), e.version)
+        row = rows.get(T, cid(e))
+        if row is not None and row["state"] == "pending":
+            rows.patch(T, (cid(e),), state="new")
 
     @on("Certificate.Deleted")
-    def deleted(self, cur: Cursor, e: Any) -> None:
-        update(
-            cur,
+    def deleted(self, rows: Rows, e: Any) -> None:
+        rows.patch(
             T,
-            {"cert_id": cid(e)},
-            {
-                "state": "deleted",
-                "deleted_on": at(e),
-                "scheduled_purge": iso(e.timestamp + timedelta(days=e.recoverable_days)),
-            },
+            (cid(e),),
+            state="deleted",
+            deleted_on=at(e),
+            scheduled_purge=iso(e.timestamp + timedelta(days=e.recoverable_days)),
         )
 
     @on("Certificate.Recovered")
-    def recovered(self, cur: Cursor, e: Any) -> None:
-        cur.execute(
-            f"UPDATE {T} SET state = CASE WHEN version IS NULL THEN 'pending' ELSE 'active' END,"
-            " deleted_on = NULL, scheduled_purge = NULL WHERE cert_id = ?",
-            [cid(e)],
-        )
+    def recovered(self, rows: Rows, e: Any) -> None:
+        row = rows.get(T, cid(e))
+        if row is not None:
+            state = "pending" if row["version"] is None else "active"
+            rows.patch(T, (cid(e),), state=state, deleted_on=None, scheduled_purge=None)
 
     @on("Certificate.Purged")
-    def purged(self, cur: Cursor, e: Any) -> None:
+    def purged(self, rows: Rows, e: Any) -> None:
         values: dict[str, Any] = dict.fromkeys(STAGED)
         values.update(
             state="purged",
@@ -161,5 +146,5 @@ class CurrentView(View):
             generation=e.generation + 1,
             updated=at(e),
         )
-        update(cur, T, {"cert_id": cid(e)}, values)
-        cur.execute(f"DELETE FROM {S} WHERE cert_id = ?", [cid(e)])
+        rows.patch(T, (cid(e),), **values)
+        rows.delete_where(S, cid(e))

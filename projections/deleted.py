@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.database import Cursor, Db
-from projections.view import View, at, cid, insert, iso, on, update
+from ledger.database import Db
+from projections.rows import Rows
+from projections.view import View, at, cid, iso, on
 
 T = "v_deleted"
 
 
 class DeletedView(View):
     name = "deleted"
-    tables = (T,)
+    keys = {T: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " cert_id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT,"
@@ -23,43 +24,30 @@ class DeletedView(View):
     )
 
     @on("Certificate.Registered")
-    def registered(self, cur: Cursor, e: Any) -> None:
-        insert(cur, T, {"cert_id": cid(e), "name": e.name, "is_deleted": 0})
+    def registered(self, rows: Rows, e: Any) -> None:
+        rows.put(T, {"cert_id": cid(e), "name": e.name, "is_deleted": 0}, new=True)
 
     @on("Certificate.VersionPromoted")
-    def promoted(self, cur: Cursor, e: Any) -> None:
-        update(cur, T, {"cert_id": cid(e)}, {"version": e.version})
+    def promoted(self, rows: Rows, e: Any) -> None:
+        rows.patch(T, (cid(e),), version=e.version)
 
     @on("Certificate.Deleted")
-    def deleted(self, cur: Cursor, e: Any) -> None:
-        update(
-            cur,
+    def deleted(self, rows: Rows, e: Any) -> None:
+        rows.patch(
             T,
-            {"cert_id": cid(e)},
-            {
-                "is_deleted": 1,
-                "deleted_on": at(e),
-                "scheduled_purge": iso(e.timestamp + timedelta(days=e.recoverable_days)),
-            },
+            (cid(e),),
+            is_deleted=1,
+            deleted_on=at(e),
+            scheduled_purge=iso(e.timestamp + timedelta(days=e.recoverable_days)),
         )
 
     @on("Certificate.Recovered")
-    def recovered(self, cur: Cursor, e: Any) -> None:
-        update(
-            cur,
-            T,
-            {"cert_id": cid(e)},
-            {"is_deleted": 0, "deleted_on": None, "scheduled_purge": None},
-        )
+    def recovered(self, rows: Rows, e: Any) -> None:
+        rows.patch(T, (cid(e),), is_deleted=0, deleted_on=None, scheduled_purge=None)
 
     @on("Certificate.Purged")
-    def purged(self, cur: Cursor, e: Any) -> None:
-        update(
-            cur,
-            T,
-            {"cert_id": cid(e)},
-            {"is_deleted": 0, "version": None, "deleted_on": None, "scheduled_purge": None},
-        )
+    def purged(self, rows: Rows, e: Any) -> None:
+        rows.patch(T, (cid(e),), is_deleted=0, version=None, deleted_on=None, scheduled_purge=None)
 
 
 def due_purges(db: Db, now: datetime, limit: int = 100) -> list[str]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
-from cryptography import x509
-
-from ledger.database import Cursor
-from projections.view import View, cid, insert, iso, js, on, update
+from projections.rows import Rows
+from projections.view import View, cid, iso_of, on
+from projections.x509facts import x509_facts
 
 T = "v_inventory"
 SANS = "v_inventory_sans"
@@ -19,24 +17,12 @@ FACTS = ("issuer", "subject", "issuer_dn", "kty", "key_size", "crv", "nbf", "exp
 
 def describe(cert_der: str) -> dict[str, Any]:
     """Subject, issuer DN and SANs of a certificate, lower-cased where matching is by name."""
-    cert = x509.load_der_x509_certificate(base64.b64decode(cert_der))
-    sans: list[str] = []
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = [str(v).lower() for v in ext.get_values_for_type(x509.DNSName)]
-        sans += [str(v).lower() for v in ext.get_values_for_type(x509.RFC822Name)]
-    except x509.ExtensionNotFound:
-        pass
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer_dn": cert.issuer.rfc4514_string(),
-        "sans": js(sans),
-    }
+    return x509_facts(cert_der)[1]
 
 
 class InventoryView(View):
     name = "inventory"
-    tables = (T, SANS, S)
+    keys = {T: ("cert_id",), SANS: ("cert_id", "san"), S: ("cert_id", "version")}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " cert_id TEXT PRIMARY KEY, name TEXT NOT NULL, listed INTEGER NOT NULL, version TEXT,"
@@ -55,29 +41,29 @@ class InventoryView(View):
         " PRIMARY KEY (cert_id, version))",
     )
 
-    def _stage(self, cur: Cursor, e: Any, **values: Any) -> None:
-        update(cur, S, {"cert_id": cid(e), "version": e.version}, values)
+    def _stage(self, rows: Rows, e: Any, **values: Any) -> None:
+        rows.patch(S, (cid(e), e.version), **values)
 
     @on("Certificate.Registered")
-    def registered(self, cur: Cursor, e: Any) -> None:
-        insert(cur, T, {"cert_id": cid(e), "name": e.name, "listed": 0})
+    def registered(self, rows: Rows, e: Any) -> None:
+        rows.put(T, {"cert_id": cid(e), "name": e.name, "listed": 0}, new=True)
 
     @on("Certificate.OperationOpened")
-    def opened(self, cur: Cursor, e: Any) -> None:
-        insert(cur, S, {"cert_id": cid(e), "version": e.version, "issuer": e.issuer_name})
+    def opened(self, rows: Rows, e: Any) -> None:
+        rows.put(S, {"cert_id": cid(e), "version": e.version, "issuer": e.issuer_name}, new=True)
 
     @on("Certificate.KeyPairCreated")
-    def key_pair(self, cur: Cursor, e: Any) -> None:
-        self._stage(cur, e, kty=e.kty, key_size=e.key_size, crv=e.crv)
+    def key_pair(self, rows: Rows, e: Any) -> None:
+        self._stage(rows, e, kty=e.kty, key_size=e.key_size, crv=e.crv)
 
     @on("Certificate.X509Merged")
-    def merged(self, cur: Cursor, e: Any) -> None:
-        self._stage(cur, e, nbf=iso(e.not_before), exp=iso(e.not_after), **describe(e.cert_der))
+    def merged(self, rows: Rows, e: Any) -> None:
+        nbf, exp = iso_of(e, "not_before"), iso_of(e, "not_after")
+        self._stage(rows, e, nbf=nbf, exp=exp, **describe(e.cert_der))
 
     @on("Certificate.CertificateImported")
-    def imported(self, cur: Cursor, e: Any) -> None:
-        insert(
-            cur,
+    def imported(self, rows: Rows, e: Any) -> None:
+        rows.put(
             S,
             {
                 "cert_id": cid(e),
@@ -86,52 +72,49 @@ class InventoryView(View):
                 "kty": e.kty,
                 "key_size": e.key_size,
                 "crv": e.crv,
-                "nbf": iso(e.not_before),
-                "exp": iso(e.not_after),
+                "nbf": iso_of(e, "not_before"),
+                "exp": iso_of(e, "not_after"),
                 **describe(e.cert_der),
             },
+            new=True,
         )
 
     @on("Certificate.VersionPromoted")
-    def promoted(self, cur: Cursor, e: Any) -> None:
-        rows = cur.execute(
-            f"SELECT {', '.join(FACTS)}, sans FROM {S} WHERE cert_id = ? AND version = ?",
-            [cid(e), e.version],
-        )
-        facts = dict(zip(FACTS, rows[0][:-1], strict=True))
+    def promoted(self, rows: Rows, e: Any) -> None:
+        staged = rows.get(S, cid(e), e.version)
+        if staged is None:
+            raise LookupError(f"version {e.version} of {cid(e)} was promoted but never staged")
+        facts = {k: staged[k] for k in FACTS}
         facts["issuer_key"] = (facts["issuer"] or "").lower()
-        update(
-            cur, T, {"cert_id": cid(e)}, {**facts, "version": e.version, "listed": 1, "enabled": 1}
-        )
-        cur.execute(f"DELETE FROM {SANS} WHERE cert_id = ?", [cid(e)])
-        cur.executemany(
-            f"INSERT INTO {SANS} (cert_id, san) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            [(cid(e), san) for san in json.loads(rows[0][-1] or "[]")],
-        )
-        cur.execute(f"DELETE FROM {S} WHERE cert_id = ? AND version = ?", [cid(e), e.version])
+        rows.patch(T, (cid(e),), **facts, version=e.version, listed=1, enabled=1)
+        rows.delete_where(SANS, cid(e))
+        for san in json.loads(staged["sans"] or "[]"):
+            rows.put(SANS, {"cert_id": cid(e), "san": san})
+        rows.delete(S, cid(e), e.version)
 
     @on("Certificate.AttributesUpdated")
-    def attributes(self, cur: Cursor, e: Any) -> None:
-        if e.enabled is not None:
-            update(cur, T, {"cert_id": cid(e), "version": e.version}, {"enabled": int(e.enabled)})
+    def attributes(self, rows: Rows, e: Any) -> None:
+        row = rows.get(T, cid(e))
+        if e.enabled is not None and row is not None and row["version"] == e.version:
+            rows.patch(T, (cid(e),), enabled=int(e.enabled))
 
     @on("Certificate.OperationCancelled", "Certificate.OperationFailed")
-    def abandoned(self, cur: Cursor, e: Any) -> None:
-        cur.execute(f"DELETE FROM {S} WHERE cert_id = ? AND version = ?", [cid(e), e.version])
+    def abandoned(self, rows: Rows, e: Any) -> None:
+        rows.delete(S, cid(e), e.version)
 
     @on("Certificate.Deleted")
-    def deleted(self, cur: Cursor, e: Any) -> None:
-        update(cur, T, {"cert_id": cid(e)}, {"listed": 0})
+    def deleted(self, rows: Rows, e: Any) -> None:
+        rows.patch(T, (cid(e),), listed=0)
 
     @on("Certificate.Recovered")
-    def recovered(self, cur: Cursor, e: Any) -> None:
-        cur.execute(
-            f"UPDATE {T} SET listed = 1 WHERE cert_id = ? AND version IS NOT NULL", [cid(e)]
-        )
+    def recovered(self, rows: Rows, e: Any) -> None:
+        row = rows.get(T, cid(e))
+        if row is not None and row["version"] is not None:
+            rows.patch(T, (cid(e),), listed=1)
 
     @on("Certificate.Purged")
-    def purged(self, cur: Cursor, e: Any) -> None:
+    def purged(self, rows: Rows, e: Any) -> None:
         values: dict[str, Any] = dict.fromkeys((*FACTS, "issuer_key"))
-        update(cur, T, {"cert_id": cid(e)}, {**values, "listed": 0, "version": None})
-        cur.execute(f"DELETE FROM {SANS} WHERE cert_id = ?", [cid(e)])
-        cur.execute(f"DELETE FROM {S} WHERE cert_id = ?", [cid(e)])
+        rows.patch(T, (cid(e),), **values, listed=0, version=None)
+        rows.delete_where(SANS, cid(e))
+        rows.delete_where(S, cid(e))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.database import Cursor
-from projections.view import View, at, cid, insert, js, on, update
+from projections.rows import Rows
+from projections.view import View, at, cid, js, on
 
 T = "v_issuers"
 C = "v_contacts"
@@ -13,7 +13,7 @@ C = "v_contacts"
 
 class IssuersView(View):
     name = "issuers"
-    tables = (T,)
+    keys = {T: ("issuer_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " issuer_id TEXT PRIMARY KEY, name TEXT NOT NULL, provider TEXT, account_id TEXT,"
@@ -22,50 +22,46 @@ class IssuersView(View):
     )
 
     @on("Issuer.Registered")
-    def registered(self, cur: Cursor, e: Any) -> None:
+    def registered(self, rows: Rows, e: Any) -> None:
         when = at(e)
-        insert(
-            cur,
+        rows.put(
             T,
             {"issuer_id": cid(e), "name": e.name, "deleted": 1, "created": when, "updated": when},
+            new=True,
         )
 
     @on("Issuer.Configured")
-    def configured(self, cur: Cursor, e: Any) -> None:
-        update(
-            cur,
+    def configured(self, rows: Rows, e: Any) -> None:
+        rows.patch(
             T,
-            {"issuer_id": cid(e)},
-            {
-                "provider": e.provider,
-                "account_id": e.account_id,
-                "org_id": e.org_id,
-                "admin_contacts": js(list(e.admin_contacts)),
-                "enabled": int(e.enabled),
-                "deleted": 0,
-                "updated": at(e),
-            },
+            (cid(e),),
+            provider=e.provider,
+            account_id=e.account_id,
+            org_id=e.org_id,
+            admin_contacts=js(list(e.admin_contacts)),
+            enabled=int(e.enabled),
+            deleted=0,
+            updated=at(e),
         )
 
     @on("Issuer.IssuerDeleted")
-    def deleted(self, cur: Cursor, e: Any) -> None:
-        update(cur, T, {"issuer_id": cid(e)}, {"deleted": 1, "updated": at(e)})
+    def deleted(self, rows: Rows, e: Any) -> None:
+        rows.patch(T, (cid(e),), deleted=1, updated=at(e))
 
 
 class ContactsView(View):
     name = "contacts"
-    tables = (C,)
+    keys = {C: ("position",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {C} ("
         " position INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT, phone TEXT)",
     )
 
     @on("Contacts.ContactsSet")
-    def replaced(self, cur: Cursor, e: Any) -> None:
-        cur.execute(f"DELETE FROM {C}")
+    def replaced(self, rows: Rows, e: Any) -> None:
+        rows.delete_where(C)
         for i, c in enumerate(e.contacts):
-            insert(
-                cur,
+            rows.put(
                 C,
                 {
                     "position": i,
@@ -76,5 +72,5 @@ class ContactsView(View):
             )
 
     @on("Contacts.ContactsDeleted")
-    def deleted(self, cur: Cursor, e: Any) -> None:
-        cur.execute(f"DELETE FROM {C}")
+    def deleted(self, rows: Rows, e: Any) -> None:
+        rows.delete_where(C)

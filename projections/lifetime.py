@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ledger.database import Cursor, Db
+from ledger.database import Db
 from ledger.lifetime.rules import (
     NEAR_EXPIRY,
     ActionSpec,
@@ -21,7 +21,8 @@ from ledger.lifetime.rules import (
     attention,
     issuer_from_policy,
 )
-from projections.view import View, cid, insert, iso, js, on
+from projections.rows import Row, Rows
+from projections.view import View, cid, iso, iso_of, js, on
 
 T = "v_lifetime"
 COLUMNS = (
@@ -48,8 +49,10 @@ def _time(text: Any) -> datetime | None:
 
 def facts_of(row: dict[str, Any]) -> LifetimeFacts | None:
     """The rules' facts for a row; None while the certificate has no live current version."""
+    if row["version"] is None or row["deleted"]:
+        return None
     nbf, exp = _time(row["nbf"]), _time(row["exp"])
-    if row["version"] is None or nbf is None or exp is None or row["deleted"]:
+    if nbf is None or exp is None:
         return None
     renewal = None
     if row["renewal"]:
@@ -73,9 +76,14 @@ def facts_of(row: dict[str, Any]) -> LifetimeFacts | None:
     )
 
 
+def _set_due(row: Row) -> None:
+    facts = facts_of(row)
+    row["due"] = iso(attention(facts) if facts is not None else None)
+
+
 class LifetimeView(View):
     name = "lifetime"
-    tables = (T,)
+    keys = {T: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " cert_id TEXT PRIMARY KEY, name TEXT NOT NULL, issuer TEXT NOT NULL,"
@@ -87,40 +95,22 @@ class LifetimeView(View):
     )
 
     def __init__(self) -> None:
-        # Rows read or written in the current transaction (its cursor), to spare re-reads.
-        self._cursor: Cursor | None = None
-        self._rows: dict[str, dict[str, Any] | None] = {}
+        super().__init__()
+        self.rows.prepare[T] = _set_due
 
-    def _row(self, cur: Cursor, e: Any) -> dict[str, Any] | None:
-        if cur is not self._cursor:
-            self._cursor, self._rows = cur, {}
-        key = cid(e)
-        if key not in self._rows:
-            rows = cur.execute(f"SELECT {', '.join(COLUMNS)} FROM {T} WHERE cert_id = ?", [key])
-            self._rows[key] = dict(zip(COLUMNS, rows[0], strict=True)) if rows else None
-        row = self._rows[key]
-        return dict(row) if row is not None else None
+    @staticmethod
+    def _row(rows: Rows, e: Any) -> Row | None:
+        """The stored row (read it; change it through `_change`)."""
+        return rows.get(T, cid(e))
 
-    def _store(self, cur: Cursor, row: dict[str, Any]) -> None:
-        facts = facts_of(row)
-        due = attention(facts) if facts is not None else None
-        stored = {**row, "due": iso(due)}
-        insert(cur, T, stored, replace_on="cert_id")
-        if cur is not self._cursor:
-            self._cursor, self._rows = cur, {}
-        self._rows[str(row["cert_id"])] = stored
-
-    def _change(self, cur: Cursor, e: Any, **values: Any) -> dict[str, Any] | None:
-        row = self._row(cur, e)
-        if row is not None:
-            row.update(values)
-            self._store(cur, row)
-        return row
+    @staticmethod
+    def _change(rows: Rows, e: Any, **values: Any) -> Row | None:
+        return rows.patch(T, (cid(e),), **values)
 
     @on("Certificate.Registered")
-    def registered(self, cur: Cursor, e: Any) -> None:
-        self._store(
-            cur,
+    def registered(self, rows: Rows, e: Any) -> None:
+        rows.put(
+            T,
             {
                 "cert_id": cid(e),
                 "name": e.name,
@@ -139,34 +129,36 @@ class LifetimeView(View):
         )
 
     @on("Certificate.PolicyReplaced")
-    def policy(self, cur: Cursor, e: Any) -> None:
+    def policy(self, rows: Rows, e: Any) -> None:
         actions = [
             {k: v for k, v in vars(a).items() if v is not None}
             for a in actions_from_policy(e.policy)
         ]
-        self._change(cur, e, issuer=issuer_from_policy(e.policy), actions=js(actions))
+        self._change(rows, e, issuer=issuer_from_policy(e.policy), actions=js(actions))
 
     @on("Certificate.OperationOpened")
-    def opened(self, cur: Cursor, e: Any) -> None:
-        self._change(cur, e, op_version=e.version)
+    def opened(self, rows: Rows, e: Any) -> None:
+        self._change(rows, e, op_version=e.version)
 
     @on("Certificate.X509Merged", "Certificate.CertificateImported")
-    def certificate(self, cur: Cursor, e: Any) -> None:
-        row = self._row(cur, e)
+    def certificate(self, rows: Rows, e: Any) -> None:
+        row = self._row(rows, e)
         if row is not None:
             pending = json.loads(row["pending"])
-            pending[e.version] = [iso(e.not_before), iso(e.not_after)]
-            row["pending"] = js(pending)
-            self._store(cur, row)
+            pending[e.version] = [iso_of(e, "not_before"), iso_of(e, "not_after")]
+            self._change(rows, e, pending=js(pending))
 
     @on("Certificate.VersionPromoted")
-    def promoted(self, cur: Cursor, e: Any) -> None:
-        row = self._row(cur, e)
+    def promoted(self, rows: Rows, e: Any) -> None:
+        row = self._row(rows, e)
         if row is None:
             return
         pending = json.loads(row["pending"])
         nbf, exp = pending.pop(e.version, [None, None])
-        row.update(
+        op = None if row["op_version"] == e.version else row["op_version"]
+        self._change(
+            rows,
+            e,
             version=e.version,
             nbf=nbf,
             exp=exp,
@@ -174,29 +166,27 @@ class LifetimeView(View):
             near_fired=0,
             renewal=None,
             pending=js(pending),
+            op_version=op,
         )
-        if row["op_version"] == e.version:
-            row["op_version"] = None
-        self._store(cur, row)
 
     @on("Certificate.OperationFailed", "Certificate.OperationCancelled")
-    def closed(self, cur: Cursor, e: Any) -> None:
-        row = self._row(cur, e)
+    def closed(self, rows: Rows, e: Any) -> None:
+        row = self._row(rows, e)
         if row is not None and row["op_version"] == e.version:
-            self._change(cur, e, op_version=None)
+            self._change(rows, e, op_version=None)
 
     @on("Certificate.OperationDeleted")
-    def op_deleted(self, cur: Cursor, e: Any) -> None:
-        row = self._row(cur, e)
+    def op_deleted(self, rows: Rows, e: Any) -> None:
+        row = self._row(rows, e)
         if row is not None:
             pending = json.loads(row["pending"])
             pending.pop(e.version, None)
             op = None if row["op_version"] == e.version else row["op_version"]
-            self._change(cur, e, op_version=op, pending=js(pending))
+            self._change(rows, e, op_version=op, pending=js(pending))
 
     @on("Certificate.LifetimeActionTriggered")
-    def triggered(self, cur: Cursor, e: Any) -> None:
-        row = self._row(cur, e)
+    def triggered(self, rows: Rows, e: Any) -> None:
+        row = self._row(rows, e)
         if row is None or row["version"] != e.version:
             return
         fired = json.loads(row["fired"])
@@ -208,11 +198,11 @@ class LifetimeView(View):
             values["renewal"] = js(
                 {"attempts": 0, "operation": None, "retry_at": None, "gave_up": False}
             )
-        self._change(cur, e, **values)
+        self._change(rows, e, **values)
 
     @on("Certificate.RenewalAttempted", "Certificate.RenewalFailed")
-    def renewal(self, cur: Cursor, e: Any) -> None:
-        row = self._row(cur, e)
+    def renewal(self, rows: Rows, e: Any) -> None:
+        row = self._row(rows, e)
         if row is None or row["version"] != e.version or not row["renewal"]:
             return
         r = json.loads(row["renewal"])
@@ -221,20 +211,20 @@ class LifetimeView(View):
             r.update(operation=e.new_version, retry_at=None)
         else:
             r.update(operation=None, retry_at=iso(e.retry_at), gave_up=e.retry_at is None)
-        self._change(cur, e, renewal=js(r))
+        self._change(rows, e, renewal=js(r))
 
     @on("Certificate.Deleted")
-    def deleted(self, cur: Cursor, e: Any) -> None:
-        self._change(cur, e, deleted=1)
+    def deleted(self, rows: Rows, e: Any) -> None:
+        self._change(rows, e, deleted=1)
 
     @on("Certificate.Recovered")
-    def recovered(self, cur: Cursor, e: Any) -> None:
-        self._change(cur, e, deleted=0)
+    def recovered(self, rows: Rows, e: Any) -> None:
+        self._change(rows, e, deleted=0)
 
     @on("Certificate.Purged")
-    def purged(self, cur: Cursor, e: Any) -> None:
+    def purged(self, rows: Rows, e: Any) -> None:
         self._change(
-            cur,
+            rows,
             e,
             issuer="Unknown",
             actions="[]",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.database import Cursor
-from projections.view import View, at, cid, insert, iso, js, on, update
+from projections.rows import Rows
+from projections.view import View, at, cid, iso_of, js, on
 
 T = "v_managed"
 KINDS = ("key", "secret")
@@ -15,7 +15,7 @@ class ManagedView(View):
     """Two rows per version (key, secret); addressable once the version is promoted."""
 
     name = "managed"
-    tables = (T,)
+    keys = {T: ("cert_id", "version", "kind")}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " cert_id TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,"
@@ -25,18 +25,19 @@ class ManagedView(View):
         " PRIMARY KEY (cert_id, version, kind))",
     )
 
-    def _set(self, cur: Cursor, e: Any, **values: Any) -> None:
-        update(cur, T, {"cert_id": cid(e), "version": e.version}, values)
-
-    def _rows(self, cur: Cursor, e: Any, **values: Any) -> None:
+    def _set(self, rows: Rows, e: Any, **values: Any) -> None:
         for kind in KINDS:
-            insert(cur, T, {"cert_id": cid(e), "version": e.version, "kind": kind, **values})
+            rows.patch(T, (cid(e), e.version, kind), **values)
+
+    def _rows(self, rows: Rows, e: Any, **values: Any) -> None:
+        for kind in KINDS:
+            rows.put(T, {"cert_id": cid(e), "version": e.version, "kind": kind, **values}, new=True)
 
     @on("Certificate.OperationOpened")
-    def opened(self, cur: Cursor, e: Any) -> None:
+    def opened(self, rows: Rows, e: Any) -> None:
         when = at(e)
         self._rows(
-            cur,
+            rows,
             e,
             addressable=0,
             content_type=e.content_type,
@@ -47,9 +48,9 @@ class ManagedView(View):
         )
 
     @on("Certificate.KeyPairCreated")
-    def key_pair(self, cur: Cursor, e: Any) -> None:
+    def key_pair(self, rows: Rows, e: Any) -> None:
         self._set(
-            cur,
+            rows,
             e,
             kty=e.kty,
             key_size=e.key_size,
@@ -59,14 +60,14 @@ class ManagedView(View):
         )
 
     @on("Certificate.X509Merged")
-    def merged(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, nbf=iso(e.not_before), exp=iso(e.not_after), updated=at(e))
+    def merged(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, nbf=iso_of(e, "not_before"), exp=iso_of(e, "not_after"), updated=at(e))
 
     @on("Certificate.CertificateImported")
-    def imported(self, cur: Cursor, e: Any) -> None:
+    def imported(self, rows: Rows, e: Any) -> None:
         when = at(e)
         self._rows(
-            cur,
+            rows,
             e,
             addressable=0,
             kty=e.kty,
@@ -76,33 +77,33 @@ class ManagedView(View):
             content_type=e.content_type,
             exportable=1,
             enabled=1,
-            nbf=iso(e.not_before),
-            exp=iso(e.not_after),
-            tags=js({}),
+            nbf=iso_of(e, "not_before"),
+            exp=iso_of(e, "not_after"),
+            tags="{}",
             created=when,
             updated=when,
         )
 
     @on("Certificate.VersionPromoted")
-    def promoted(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, addressable=1)
+    def promoted(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, addressable=1)
 
     @on("Certificate.AttributesUpdated")
-    def attributes(self, cur: Cursor, e: Any) -> None:
+    def attributes(self, rows: Rows, e: Any) -> None:
         values: dict[str, Any] = {"updated": at(e)}
         if e.enabled is not None:
             values["enabled"] = int(e.enabled)
         if e.tags is not None:
             values["tags"] = js(e.tags)
-        self._set(cur, e, **values)
+        self._set(rows, e, **values)
 
     @on("Certificate.OperationCancelled", "Certificate.OperationFailed")
-    def abandoned(self, cur: Cursor, e: Any) -> None:
-        cur.execute(
-            f"DELETE FROM {T} WHERE cert_id = ? AND version = ? AND addressable = 0",
-            [cid(e), e.version],
-        )
+    def abandoned(self, rows: Rows, e: Any) -> None:
+        for kind in KINDS:
+            row = rows.get(T, cid(e), e.version, kind)
+            if row is not None and not row["addressable"]:
+                rows.delete(T, cid(e), e.version, kind)
 
     @on("Certificate.Purged")
-    def purged(self, cur: Cursor, e: Any) -> None:
-        cur.execute(f"DELETE FROM {T} WHERE cert_id = ?", [cid(e)])
+    def purged(self, rows: Rows, e: Any) -> None:
+        rows.delete_where(T, cid(e))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.database import Cursor, Db
-from projections.view import View, cid, insert, iso, on, update
+from ledger.database import Db
+from projections.rows import Rows
+from projections.view import View, cid, iso, on
 
 T = "v_notifications"
 COLUMNS = (
@@ -28,7 +29,7 @@ COLUMNS = (
 
 class NotificationsView(View):
     name = "notifications"
-    tables = (T,)
+    keys = {T: ("notification_id", "target")}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " notification_id TEXT NOT NULL, target TEXT NOT NULL, cert_id TEXT NOT NULL,"
@@ -39,14 +40,13 @@ class NotificationsView(View):
         f"CREATE INDEX IF NOT EXISTS {T}_by_status ON {T} (status, raised_at)",
     )
 
-    def _set(self, cur: Cursor, e: Any, **values: Any) -> None:
-        update(cur, T, {"notification_id": cid(e), "target": e.target}, values)
+    def _set(self, rows: Rows, e: Any, **values: Any) -> None:
+        rows.patch(T, (cid(e), e.target), **values)
 
     @on("Notification.Raised")
-    def raised(self, cur: Cursor, e: Any) -> None:
+    def raised(self, rows: Rows, e: Any) -> None:
         for target in e.targets:
-            insert(
-                cur,
+            rows.put(
                 T,
                 {
                     "notification_id": cid(e),
@@ -64,13 +64,12 @@ class NotificationsView(View):
                     "next_attempt": iso(e.time),
                     "delivered_at": None,
                 },
-                replace_on="notification_id, target",
             )
 
     @on("Notification.Delivered")
-    def delivered(self, cur: Cursor, e: Any) -> None:
+    def delivered(self, rows: Rows, e: Any) -> None:
         self._set(
-            cur,
+            rows,
             e,
             status="delivered",
             attempts=e.attempt,
@@ -79,9 +78,9 @@ class NotificationsView(View):
         )
 
     @on("Notification.DeliveryFailed")
-    def failed(self, cur: Cursor, e: Any) -> None:
+    def failed(self, rows: Rows, e: Any) -> None:
         self._set(
-            cur,
+            rows,
             e,
             status="pending" if e.retry_at is not None else "failed",
             attempts=e.attempt,

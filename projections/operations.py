@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.database import Cursor
-from projections.view import View, at, cid, insert, on, update
+from projections.rows import Rows
+from projections.view import View, at, cid, on
 
 T = "v_operations"
 IN_PROGRESS_DETAILS = "Pending certificate created. Certificate request is in progress."
@@ -13,7 +13,7 @@ IN_PROGRESS_DETAILS = "Pending certificate created. Certificate request is in pr
 
 class OperationsView(View):
     name = "operations"
-    tables = (T,)
+    keys = {T: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " cert_id TEXT PRIMARY KEY, version TEXT NOT NULL, issuer TEXT NOT NULL,"
@@ -23,13 +23,14 @@ class OperationsView(View):
         f"CREATE INDEX IF NOT EXISTS {T}_by_status ON {T} (status)",
     )
 
-    def _set(self, cur: Cursor, e: Any, **values: Any) -> None:
-        update(cur, T, {"cert_id": cid(e), "version": e.version}, values)
+    def _set(self, rows: Rows, e: Any, **values: Any) -> None:
+        row = rows.get(T, cid(e))
+        if row is not None and row["version"] == e.version:
+            rows.patch(T, (cid(e),), **values)
 
     @on("Certificate.OperationOpened")
-    def opened(self, cur: Cursor, e: Any) -> None:
-        insert(
-            cur,
+    def opened(self, rows: Rows, e: Any) -> None:
+        rows.put(
             T,
             {
                 "cert_id": cid(e),
@@ -45,42 +46,41 @@ class OperationsView(View):
                 "opened_at": at(e),
                 "closed_at": None,
             },
-            replace_on="cert_id",
         )
 
     @on("Certificate.CsrIssued")
-    def csr(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, csr_der=e.csr_der)
+    def csr(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, csr_der=e.csr_der)
 
     @on("Certificate.IssuerOrderPlaced")
-    def ordered(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, status_details=f"Order {e.order_ref} placed with {e.provider}.")
+    def ordered(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, status_details=f"Order {e.order_ref} placed with {e.provider}.")
 
     @on("Certificate.RetryScheduled")
-    def retry(self, cur: Cursor, e: Any) -> None:
+    def retry(self, rows: Rows, e: Any) -> None:
         self._set(
-            cur,
+            rows,
             e,
             status_details=f"Attempt {e.attempt} at step {e.step} failed ({e.code}: "
             f"{e.message}); retrying.",
         )
 
     @on("Certificate.CancellationRequested")
-    def cancel_requested(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, cancellation_requested=1)
+    def cancel_requested(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, cancellation_requested=1)
 
     @on("Certificate.VersionPromoted")
-    def promoted(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, status="completed", status_details="", closed_at=at(e))
+    def promoted(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, status="completed", status_details="", closed_at=at(e))
 
     @on("Certificate.OperationCancelled")
-    def cancelled(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, status="cancelled", status_details=e.reason, closed_at=at(e))
+    def cancelled(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, status="cancelled", status_details=e.reason, closed_at=at(e))
 
     @on("Certificate.OperationFailed")
-    def failed(self, cur: Cursor, e: Any) -> None:
+    def failed(self, rows: Rows, e: Any) -> None:
         self._set(
-            cur,
+            rows,
             e,
             status="failed",
             status_details=e.message,
@@ -90,9 +90,11 @@ class OperationsView(View):
         )
 
     @on("Certificate.OperationDeleted")
-    def deleted(self, cur: Cursor, e: Any) -> None:
-        cur.execute(f"DELETE FROM {T} WHERE cert_id = ? AND version = ?", [cid(e), e.version])
+    def deleted(self, rows: Rows, e: Any) -> None:
+        row = rows.get(T, cid(e))
+        if row is not None and row["version"] == e.version:
+            rows.delete(T, cid(e))
 
     @on("Certificate.Purged")
-    def purged(self, cur: Cursor, e: Any) -> None:
-        cur.execute(f"DELETE FROM {T} WHERE cert_id = ?", [cid(e)])
+    def purged(self, rows: Rows, e: Any) -> None:
+        rows.delete(T, cid(e))

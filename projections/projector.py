@@ -8,15 +8,16 @@ one database never apply an event twice.
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import Mapper, Notification
 
-from ledger.database import Db
+from ledger.database import Cursor, DatabaseUrl, Db
 from projections.access import AccessView
 from projections.current import CurrentView
 from projections.deleted import DeletedView
@@ -27,10 +28,14 @@ from projections.lineage import LineageView
 from projections.managed import ManagedView
 from projections.notifications import NotificationsView
 from projections.operations import OperationsView
+from projections.rows import Rows
+from projections.source import EventLog, default_mapper
 from projections.versions import VersionsView
-from projections.view import View
+from projections.view import Handler, View
 
 TRACKING = "v_tracking"
+REVISIONS = "v_revisions"
+REBUILD_BATCH = 20000  # events per transaction while rebuilding
 VIEW_CLASSES: tuple[type[View], ...] = (
     CurrentView,
     VersionsView,
@@ -48,6 +53,14 @@ VIEW_CLASSES: tuple[type[View], ...] = (
 Progress = Callable[[int, int], None]
 
 
+class Log(Protocol):
+    """What a projector reads: the application recorder, or an `EventLog`."""
+
+    def max_notification_id(self) -> int | None: ...
+
+    def select_notifications(self, start: int, limit: int) -> Sequence[Notification]: ...
+
+
 @dataclass(frozen=True)
 class ViewStatus:
     name: str
@@ -63,9 +76,11 @@ class Projector:
     def __init__(
         self,
         db: Db,
-        recorder: ApplicationRecorder,
+        recorder: Log,
         mapper: Mapper[Any],
         views: Sequence[View] | None = None,
+        *,
+        create: bool = True,
     ) -> None:
         self.db = db
         self.recorder = recorder
@@ -74,23 +89,65 @@ class Projector:
         self.by_name = {v.name: v for v in self.views}
         self._handled = frozenset().union(*(v.topics for v in self.views))
         self._lock = threading.Lock()
-        self.create_tables()
+        self._written: dict[str, int] = {}  # position this projector last committed, by view
+        # Views are rebuilt from the log at will: their commits need not wait for the disk
+        # (a crash loses the last batches with their positions; the events' own commits
+        # still wait).
+        if db.url.is_sqlite and db.url.path is not None:
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps the file consistent
+            db.execute("PRAGMA secure_delete=OFF")  # views hold no secrets to scrub
+        elif not db.url.is_sqlite:
+            db.execute("SET synchronous_commit = off")
+        if create:
+            self.create_tables()
 
-    def create_tables(self, views: Iterable[View] | None = None) -> None:
+    def create_tables(self, views: Iterable[View] | None = None, *, indexes: bool = True) -> None:
+        """Create the views' tables; a view stored at an older revision starts again.
+
+        Without `indexes`, secondary indexes wait for `create_indexes` (bulk loads).
+        """
         with self.db.transaction() as cur:
             cur.lock_schema()
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {TRACKING} ("
                 " view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
             )
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {REVISIONS} ("
+                " view TEXT PRIMARY KEY, revision INTEGER NOT NULL)"
+            )
+            stored = dict(cur.execute(f"SELECT view, revision FROM {REVISIONS}"))
             for view in views or self.views:
+                if stored.get(view.name, 1) != view.revision:
+                    self._drop(cur, view)
                 for statement in view.schema:
-                    cur.execute(statement)
+                    if indexes or not _is_index(statement):
+                        cur.execute(statement)
                 cur.execute(
                     f"INSERT INTO {TRACKING} (view, position) VALUES (?, 0)"
                     " ON CONFLICT (view) DO NOTHING",
                     [view.name],
                 )
+                cur.execute(
+                    f"INSERT INTO {REVISIONS} (view, revision) VALUES (?, ?)"
+                    " ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
+                    [view.name, view.revision],
+                )
+
+    def create_indexes(self, views: Iterable[View]) -> None:
+        with self.db.transaction() as cur:
+            cur.lock_schema()
+            for view in views:
+                for statement in view.schema:
+                    if _is_index(statement):
+                        cur.execute(statement)
+
+    @staticmethod
+    def _drop(cur: Cursor, view: View) -> None:
+        for table in view.tables:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute(f"DELETE FROM {TRACKING} WHERE view = ?", [view.name])
+        view.rows.forget()
 
     def select(self, names: Iterable[str] | None) -> list[View]:
         if names is None:
@@ -136,45 +193,132 @@ class Projector:
                     qualname = n.topic.partition(":")[2]
                     if qualname in self._handled:
                         events.append((n.id, qualname, self.mapper.to_domain_event(n)))
-                self._apply(views, events, batch[-1].id)
+                if not self._apply(views, events, batch[-1].id, positions):
+                    continue  # another projector got there first
                 read += len(batch)
                 if progress:
                     progress(batch[-1].id, max(head, batch[-1].id))
                 if len(batch) < batch_size:
                     return read
 
-    def _apply(self, views: list[View], events: list[tuple[int, str, Any]], last: int) -> None:
-        with self.db.transaction() as cur:
-            lock = "" if self.db.url.is_sqlite else " FOR UPDATE"
-            rows = cur.execute(
-                f"SELECT view, position FROM {TRACKING} WHERE view IN"
-                f" ({', '.join('?' for _ in views)}){lock}",
-                [v.name for v in views],
-            )
-            current = {str(name): int(pos) for name, pos in rows}
-            for view in views:
-                seen = current[view.name]
-                if seen >= last:
-                    continue
-                handlers = view.handlers
+    def _apply(
+        self,
+        views: list[View],
+        events: list[tuple[int, str, Any]],
+        last: int,
+        positions: dict[str, int],
+    ) -> bool:
+        """Apply a batch: handlers run first, then one short write transaction commits the
+        rows and positions, unless another projector moved these views meanwhile (then
+        nothing is written and False is returned, to read the positions again).
+
+        `positions` are the views' positions read before the batch was selected.
+        """
+        live = [v for v in views if positions[v.name] < last]
+        if not live:
+            return True
+        routes: dict[str, list[tuple[Handler, View, Rows, int]]] = {}
+        for view in live:
+            seen = positions[view.name]
+            if self._written.get(view.name) != seen:
+                view.rows.forget()  # another process moved the view: cached rows are stale
+            view.rows.bind(self.db)
+            for topic, handler in view.handlers.items():
+                routes.setdefault(topic, []).append((handler, view, view.rows, seen))
+        try:
+            try:
                 for position, qualname, event in events:
-                    handler = handlers.get(qualname)
-                    if handler is not None and position > seen:
-                        handler(view, cur, event)
-                cur.execute(f"UPDATE {TRACKING} SET position = ? WHERE view = ?", [last, view.name])
+                    for handler, view, rows, seen in routes.get(qualname, ()):
+                        if position > seen:
+                            handler(view, rows, event)
+            except Exception:
+                # Rows read while another projector wrote may not fit these events: that
+                # is a lost race, not a fault, when the positions moved meanwhile.
+                now = self.positions()
+                if any(now[v.name] != positions[v.name] for v in live):
+                    moved = True
+                    return False
+                raise
+            with self.db.transaction() as cur:
+                lock = "" if self.db.url.is_sqlite else " FOR UPDATE"
+                found = cur.execute(
+                    f"SELECT view, position FROM {TRACKING} WHERE view IN"
+                    f" ({', '.join('?' for _ in live)}){lock}",
+                    [v.name for v in live],
+                )
+                moved = any(positions[str(name)] != int(pos) for name, pos in found)
+                if not moved:
+                    with cur.pipeline():
+                        for view in live:
+                            view.rows.flush(cur)
+                        cur.executemany(
+                            f"UPDATE {TRACKING} SET position = ? WHERE view = ?",
+                            [(last, v.name) for v in live],
+                        )
+        except BaseException:
+            moved = True
+            raise
+        finally:
+            for view in live:
+                if moved:
+                    view.rows.forget()  # the next round reads positions and rows again
+                    self._written.pop(view.name, None)
+                else:
+                    self._written[view.name] = last
+        return not moved
 
     def rebuild(
-        self, names: Iterable[str] | None = None, *, progress: Progress | None = None
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        progress: Progress | None = None,
+        jobs: int | None = None,
     ) -> int:
-        """Drop the views' tables and replay the whole log into them."""
+        """Drop the views' tables and replay the whole log into them.
+
+        With `jobs` > 1 (for a database other processes can open), the views are shared
+        out between this process and `jobs - 1` others, each reading the log once.
+        Secondary indexes are built once at the end, which is faster than keeping them up
+        to date row by row.
+        """
         views = self.select(names)
         with self._lock, self.db.transaction() as cur:
             for view in views:
-                for table in view.tables:
-                    cur.execute(f"DROP TABLE IF EXISTS {table}")
-                cur.execute(f"DELETE FROM {TRACKING} WHERE view = ?", [view.name])
-        self.create_tables(views)
-        return self.catch_up([v.name for v in views], batch_size=5000, progress=progress)
+                self._drop(cur, view)
+        self.create_tables(views, indexes=False)
+        bulk(self.db, True)
+        try:
+            groups = share_out(views, self._jobs(jobs))
+            if len(groups) == 1:
+                names_all = [v.name for v in views]
+                return self.catch_up(names_all, batch_size=REBUILD_BATCH, progress=progress)
+            context: Any = multiprocessing.get_context(
+                "fork" if threading.active_count() == 1 else "forkserver"
+            )
+            others = [
+                context.Process(target=_rebuild_share, args=(self.db.url, [v.name for v in g]))
+                for g in groups[1:]
+            ]
+            for process in others:
+                process.start()
+            try:
+                names_here = [v.name for v in groups[0]]
+                read = self.catch_up(names_here, batch_size=REBUILD_BATCH, progress=progress)
+            finally:
+                for process in others:
+                    process.join()
+            failed = [p.exitcode for p in others if p.exitcode != 0]
+            if failed:
+                raise RuntimeError(f"a rebuilding process failed (exit codes {failed})")
+            return read
+        finally:
+            bulk(self.db, False)
+            self.create_indexes(views)
+
+    def _jobs(self, jobs: int | None) -> int:
+        if self.db.url.is_sqlite and self.db.url.path is None:
+            return 1  # an in-memory database is this process's alone
+        return max(1, jobs or 1)
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Read-your-writes: until every view has reached `position` (catching up here)."""
@@ -194,6 +338,40 @@ class Projector:
                     waker.wait(stop)
         finally:
             waker.close()
+
+
+def share_out(views: Sequence[View], jobs: int) -> list[list[View]]:
+    """Views in at most `jobs` groups of about equal work (handlers as the measure)."""
+    groups: list[list[View]] = [[] for _ in range(min(jobs, len(views)) or 1)]
+    load = [0] * len(groups)
+    for view in sorted(views, key=lambda v: -len(v.handlers)):
+        lightest = load.index(min(load))
+        groups[lightest].append(view)
+        load[lightest] += len(view.handlers)
+    return [g for g in groups if g]
+
+
+def _rebuild_share(url: DatabaseUrl, names: list[str]) -> None:
+    """In another process: catch up these (freshly emptied) views from the log."""
+    db = url.connect()
+    try:
+        views = [cls() for cls in VIEW_CLASSES if cls.name in names]
+        projector = Projector(db, EventLog(db), default_mapper(), views, create=False)
+        bulk(db, True)
+        projector.catch_up(batch_size=REBUILD_BATCH)
+    finally:
+        db.close()
+
+
+def bulk(db: Db, on: bool) -> None:
+    """SQLite settings for a rebuild: a large page cache, rarer WAL checkpoints."""
+    if db.url.is_sqlite and db.url.path is not None:
+        db.execute(f"PRAGMA cache_size = {-262144 if on else -2000}")  # KiB: 256 MiB
+        db.execute(f"PRAGMA wal_autocheckpoint = {20000 if on else 1000}")
+
+
+def _is_index(statement: str) -> bool:
+    return statement.lstrip().upper().startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))
 
 
 class Waker:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.database import Cursor
-from projections.view import View, at, cid, insert, iso, js, on, update
+from projections.rows import Rows
+from projections.view import View, at, cid, iso_of, js, on
 
 T = "v_versions"
+G = "v_versions_gen"
 
 
 class VersionsView(View):
     name = "versions"
-    tables = (T, "v_versions_gen")
+    keys = {T: ("cert_id", "version"), G: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
         " cert_id TEXT NOT NULL, generation INTEGER NOT NULL, version TEXT NOT NULL,"
@@ -30,25 +31,24 @@ class VersionsView(View):
     )
 
     @staticmethod
-    def _generation(cur: Cursor, cert_id: str) -> int:
-        rows = cur.execute("SELECT generation FROM v_versions_gen WHERE cert_id = ?", [cert_id])
-        return int(rows[0][0]) if rows else 1
+    def _generation(rows: Rows, cert_id: str) -> int:
+        row = rows.get(G, cert_id)
+        return int(row["generation"]) if row else 1
 
-    def _set(self, cur: Cursor, e: Any, **values: Any) -> None:
-        update(cur, T, {"cert_id": cid(e), "version": e.version}, values)
+    def _set(self, rows: Rows, e: Any, **values: Any) -> None:
+        rows.patch(T, (cid(e), e.version), **values)
 
     @on("Certificate.Registered")
-    def registered(self, cur: Cursor, e: Any) -> None:
-        insert(cur, "v_versions_gen", {"cert_id": cid(e), "generation": 1})
+    def registered(self, rows: Rows, e: Any) -> None:
+        rows.put(G, {"cert_id": cid(e), "generation": 1}, new=True)
 
     @on("Certificate.OperationOpened")
-    def opened(self, cur: Cursor, e: Any) -> None:
-        insert(
-            cur,
+    def opened(self, rows: Rows, e: Any) -> None:
+        rows.put(
             T,
             {
                 "cert_id": cid(e),
-                "generation": self._generation(cur, cid(e)),
+                "generation": self._generation(rows, cid(e)),
                 "version": e.version,
                 "seq": e.originator_version,
                 "status": "pending",
@@ -63,12 +63,13 @@ class VersionsView(View):
                 "actor": e.actor,
                 "request_id": e.request_id,
             },
+            new=True,
         )
 
     @on("Certificate.KeyPairCreated")
-    def key_pair(self, cur: Cursor, e: Any) -> None:
+    def key_pair(self, rows: Rows, e: Any) -> None:
         self._set(
-            cur,
+            rows,
             e,
             key_id=e.key_id,
             key_reused=int(e.reused),
@@ -80,61 +81,57 @@ class VersionsView(View):
         )
 
     @on("Certificate.CsrIssued")
-    def csr(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, csr_der=e.csr_der, csr_sha256=e.csr_sha256)
+    def csr(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, csr_der=e.csr_der, csr_sha256=e.csr_sha256)
 
     @on("Certificate.IssuerOrderPlaced")
-    def ordered(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, provider=e.provider, order_ref=e.order_ref)
+    def ordered(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, provider=e.provider, order_ref=e.order_ref)
 
     @on("Certificate.X509Merged")
-    def merged(self, cur: Cursor, e: Any) -> None:
+    def merged(self, rows: Rows, e: Any) -> None:
         self._set(
-            cur,
+            rows,
             e,
             origin=e.source,
             cer=e.cert_der,
             chain=js(list(e.chain_der)),
             x5t=e.x5t,
             serial=e.serial,
-            nbf=iso(e.not_before),
-            exp=iso(e.not_after),
+            nbf=iso_of(e, "not_before"),
+            exp=iso_of(e, "not_after"),
             updated=at(e),
         )
 
     @on("Certificate.VersionPromoted")
-    def promoted(self, cur: Cursor, e: Any) -> None:
+    def promoted(self, rows: Rows, e: Any) -> None:
         when = at(e)
-        self._set(cur, e, status="completed", promoted_at=when, previous_version=e.previous_version)
+        previous = e.previous_version
+        self._set(rows, e, status="completed", promoted_at=when, previous_version=previous)
         if e.previous_version:
-            update(
-                cur, T, {"cert_id": cid(e), "version": e.previous_version}, {"superseded_at": when}
-            )
+            rows.patch(T, (cid(e), e.previous_version), superseded_at=when)
 
     @on("Certificate.OperationCancelled")
-    def cancelled(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, status="cancelled", updated=at(e))
+    def cancelled(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, status="cancelled", updated=at(e))
 
     @on("Certificate.OperationFailed")
-    def failed(self, cur: Cursor, e: Any) -> None:
-        self._set(cur, e, status="failed", error_code=e.code, updated=at(e))
+    def failed(self, rows: Rows, e: Any) -> None:
+        self._set(rows, e, status="failed", error_code=e.code, updated=at(e))
 
     @on("Certificate.OperationDeleted")
-    def op_deleted(self, cur: Cursor, e: Any) -> None:
-        cur.execute(
-            f"UPDATE {T} SET status = 'deleted' WHERE cert_id = ? AND version = ?"
-            " AND status = 'pending'",
-            [cid(e), e.version],
-        )
+    def op_deleted(self, rows: Rows, e: Any) -> None:
+        row = rows.get(T, cid(e), e.version)
+        if row is not None and row["status"] == "pending":
+            rows.patch(T, (cid(e), e.version), status="deleted")
 
     @on("Certificate.CertificateImported")
-    def imported(self, cur: Cursor, e: Any) -> None:
-        insert(
-            cur,
+    def imported(self, rows: Rows, e: Any) -> None:
+        rows.put(
             T,
             {
                 "cert_id": cid(e),
-                "generation": self._generation(cur, cid(e)),
+                "generation": self._generation(rows, cid(e)),
                 "version": e.version,
                 "seq": e.originator_version,
                 "status": "pending",
@@ -153,26 +150,27 @@ class VersionsView(View):
                 "chain": js(list(e.chain_der)),
                 "x5t": e.x5t,
                 "serial": e.serial,
-                "nbf": iso(e.not_before),
-                "exp": iso(e.not_after),
+                "nbf": iso_of(e, "not_before"),
+                "exp": iso_of(e, "not_after"),
                 "enabled": 1,
-                "tags": js({}),
+                "tags": "{}",
                 "created": at(e),
                 "updated": at(e),
                 "actor": e.actor,
                 "request_id": e.request_id,
             },
+            new=True,
         )
 
     @on("Certificate.AttributesUpdated")
-    def attributes(self, cur: Cursor, e: Any) -> None:
+    def attributes(self, rows: Rows, e: Any) -> None:
         values: dict[str, Any] = {"updated": at(e)}
         if e.enabled is not None:
             values["enabled"] = int(e.enabled)
         if e.tags is not None:
             values["tags"] = js(e.tags)
-        self._set(cur, e, **values)
+        self._set(rows, e, **values)
 
     @on("Certificate.Purged")
-    def purged(self, cur: Cursor, e: Any) -> None:
-        update(cur, "v_versions_gen", {"cert_id": cid(e)}, {"generation": e.generation + 1})
+    def purged(self, rows: Rows, e: Any) -> None:
+        rows.patch(G, (cid(e),), generation=e.generation + 1)

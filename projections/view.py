@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, ClassVar
 
 from ledger.database import Cursor
+from projections.rows import Rows
 
-Handler = Callable[[Any, Cursor, Any], None]
+Handler = Callable[[Any, Rows, Any], None]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -30,7 +30,29 @@ def at(event: Any) -> str:
     return found
 
 
+def iso_of(event: Any, field: str) -> str | None:
+    """`iso` of one of the event's times, computed once per event and field."""
+    key = "_iso_" + field
+    cached = event.__dict__
+    if key in cached:
+        return cached[key]  # type: ignore[no-any-return]
+    found = cached[key] = iso(getattr(event, field))
+    return found
+
+
+def js_of(event: Any, field: str) -> str:
+    """`js` of one of the event's fields, computed once per event and field."""
+    key = "_js_" + field
+    cached = event.__dict__
+    if key in cached:
+        return cached[key]  # type: ignore[no-any-return]
+    found = cached[key] = js(getattr(event, field))
+    return found
+
+
 def js(value: Any) -> str:
+    if not value and type(value) in (dict, list, tuple):
+        return "{}" if type(value) is dict else "[]"
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
@@ -43,12 +65,21 @@ def cid(event: Any) -> str:
 
 
 class View:
-    """A read model. Subclasses declare `name`, `schema` and `@on("Event.Name")` handlers."""
+    """A read model.
+
+    Subclasses declare `name`, `schema`, `keys` (each table's primary key columns) and
+    `@on("Event.Name")` handlers, which read and change rows through `Rows`. `revision`
+    goes up when the tables change shape, so that stored views are rebuilt.
+    """
 
     name: ClassVar[str]
     schema: ClassVar[tuple[str, ...]]
-    tables: ClassVar[tuple[str, ...]]
+    keys: ClassVar[dict[str, tuple[str, ...]]]
+    revision: ClassVar[int] = 1
     handlers: ClassVar[dict[str, Handler]]
+
+    def __init__(self) -> None:
+        self.rows = Rows(self.keys)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -59,13 +90,29 @@ class View:
         }
 
     @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(self.keys)
+
+    @property
     def topics(self) -> frozenset[str]:
         return frozenset(self.handlers)
 
-    def apply(self, cur: Cursor, event: Any) -> None:
+    def apply(self, event: Any) -> None:
+        """Apply one event (between `rows.bind` and `rows.flush`)."""
         handler = self.handlers.get(type(event).__qualname__)
         if handler is not None:
-            handler(self, cur, event)
+            handler(self, self.rows, event)
+
+
+def apply_all(cur: Cursor, views: Sequence[View], events: Iterable[Any]) -> None:
+    """Apply events to views within the transaction of `cur`, and write their rows."""
+    for view in views:
+        view.rows.bind(cur)
+    for event in events:
+        for view in views:
+            view.apply(event)
+    for view in views:
+        view.rows.flush(cur)
 
 
 def on(*qualnames: str) -> Callable[[Handler], Handler]:
@@ -76,29 +123,3 @@ def on(*qualnames: str) -> Callable[[Handler], Handler]:
         return method
 
     return mark
-
-
-@lru_cache(maxsize=512)
-def _update_sql(table: str, where: tuple[str, ...], columns: tuple[str, ...]) -> str:
-    sets = ", ".join(f"{k} = ?" for k in columns)
-    cond = " AND ".join(f"{k} = ?" for k in where)
-    return f"UPDATE {table} SET {sets} WHERE {cond}"
-
-
-@lru_cache(maxsize=512)
-def _insert_sql(table: str, columns: tuple[str, ...], replace_on: str) -> str:
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    if replace_on:
-        keys = {k.strip() for k in replace_on.split(",")}
-        sets = ", ".join(f"{k} = excluded.{k}" for k in columns if k not in keys)
-        sql += f" ON CONFLICT ({replace_on}) DO UPDATE SET {sets}"
-    return sql
-
-
-def update(cur: Cursor, table: str, where: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-    cur.run(_update_sql(table, tuple(where), tuple(values)), [*values.values(), *where.values()])
-
-
-def insert(cur: Cursor, table: str, values: Mapping[str, Any], *, replace_on: str = "") -> None:
-    """INSERT; with `replace_on` (the key columns), an upsert that overwrites the row."""
-    cur.run(_insert_sql(table, tuple(values), replace_on), list(values.values()))

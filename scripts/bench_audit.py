@@ -10,23 +10,35 @@
    the ledger signs a checkpoint and `audit verify` recomputes every leaf and root.
 3. Proofs. Inclusion proofs for random positions, and a consistency proof, at that size.
 
-    python scripts/bench_audit.py [--events N] [--saves N] [--dir DIR]
+    python scripts/bench_audit.py [--events N] [--saves N] [--dir DIR] [--rounds N]
+                                  [--database-url postgresql://USER@HOST:PORT/DB]
 
 --dir puts the ledgers elsewhere (e.g. /dev/shm, to see the cost without disk syncs).
+--database-url puts them on PostgreSQL instead, each in a new schema dropped at the end.
+--saves 0 skips the write path.
+
+Verification is timed in `--rounds` rounds, each also timing two baselines on the same log:
+reading every event as verification reads it (one process), and reading plus one SHA-256
+of each event's stored state (the least any verifier of these events must do). CPU time is
+this process's and its workers' (not the PostgreSQL server's).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import statistics
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 
 from ledger.application import Ledger
@@ -34,23 +46,49 @@ from ledger.audit.verifier import default_jobs
 from ledger.bootstrap import open_ledger
 from ledger.domain.context import Ctx
 from ledger.domain.policy import policy_from_options
-from ledger.recorder import LedgerSQLiteRecorder
+from ledger.recorder import LedgerPostgresRecorder, LedgerSQLiteRecorder
 from ledger.settings import Settings
 from ledger.worker import Worker
 
 CTX = Ctx("admin")
+#: A PostgreSQL database URL (main sets it): ledgers go in new schemas there.
+PG_URL: str | None = None
+SCHEMAS: dict[Path, str] = {}
+
+
+def database_url(home: Path) -> str | None:
+    """None (SQLite in `home`) or the URL of this ledger's own PostgreSQL schema."""
+    if PG_URL is None:
+        return None
+    if home not in SCHEMAS:
+        schema = SCHEMAS[home] = f"bench_audit_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{PG_URL}?schema={SCHEMAS[home]}"
+
+
+def drop_schemas() -> None:
+    if PG_URL is None or not SCHEMAS:
+        return
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        for schema in SCHEMAS.values():
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def open_at(home: Path) -> Ledger:
+    return open_ledger(Settings.resolve(home=home, environ={}, database_url=database_url(home)))
 
 
 def new_ledger(home: Path, leaves: bool) -> Ledger:
-    ledger = open_ledger(Settings.resolve(home=home, environ={}))
-    assert isinstance(ledger.recorder, LedgerSQLiteRecorder)
+    ledger = open_at(home)
+    assert isinstance(ledger.recorder, (LedgerSQLiteRecorder, LedgerPostgresRecorder))
     ledger.recorder.audit_leaves = leaves
     return ledger
 
 
 def templates(home: Path, certificates: int = 8) -> list[list[StoredEvent]]:
     """Real stored events: the histories of a few self-signed certificates."""
-    ledger = open_ledger(Settings.resolve(home=home, environ={}))
+    ledger = open_at(home)
     policy = policy_from_options(
         subject="CN=bench.example",
         sans=["bench.example"],
@@ -132,7 +170,67 @@ def bench_write_path(base: Path, saves: int, streams: list[list[StoredEvent]]) -
     audited.close()
 
 
-def bench_verify_and_proofs(base: Path, events: int, streams: list[list[StoredEvent]]) -> None:
+@contextmanager
+def timed(into: list[tuple[float, float]]) -> Iterator[None]:
+    """Appends (wall, CPU) seconds, CPU of this process and its finished workers."""
+    before, start = os.times(), time.perf_counter()
+    yield
+    after = os.times()
+    into.append((time.perf_counter() - start, sum(after[:4]) - sum(before[:4])))
+
+
+def read_events(ledger: Ledger, hash_states: bool) -> int:
+    """Every stored event as verification reads it, in one process; optionally one SHA-256
+    of each state."""
+    store, sha256, count = ledger.audit.store, hashlib.sha256, 0
+    with store.snapshot():
+        for batch in store.iter_events():
+            if hash_states:
+                [sha256(row[3]).digest() for row in batch]
+            count += len(batch)
+    return count
+
+
+def bench_verify(ledger: Ledger, rounds: int) -> None:
+    """Verification and its baselines, interleaved in rounds; medians."""
+    jobs_list = sorted({1, 2, default_jobs()})
+    runs: dict[str, list[tuple[float, float]]] = {}
+    events = 0
+    for _ in range(rounds):
+        with timed(runs.setdefault("read", [])):
+            events = read_events(ledger, hash_states=False)
+        with timed(runs.setdefault("read+sha", [])):
+            read_events(ledger, hash_states=True)
+        for jobs in jobs_list:
+            with timed(runs.setdefault(f"verify{jobs}", [])):
+                report = ledger.audit.verify(jobs=jobs)
+            assert report.ok, report.problems
+            assert report.events == events
+    wall = {name: statistics.median(w for w, _ in got) for name, got in runs.items()}
+    cpu = {name: statistics.median(c for _, c in got) for name, got in runs.items()}
+    labels = {"read": "baseline: read every event", "read+sha": "baseline: read + SHA-256(state)"}
+    # Workers started by a fork server (when other threads run) are not this process's
+    # children: their CPU time is not counted.
+    forkserver = threading.active_count() > 1
+    for name in runs:
+        label = labels.get(name) or f"audit verify, {name.removeprefix('verify')} process(es)"
+        line = f"{label:<32}: {wall[name]:6.2f} s, {events / wall[name]:>9,.0f} events/s; "
+        if forkserver and name.startswith("verify") and name != "verify1":
+            line += "CPU not counted (workers under a fork server)"
+        else:
+            line += f"{cpu[name]:.2f} CPU-s ({events / cpu[name]:,.0f} events per CPU-second)"
+        if name.startswith("verify"):
+            line += (
+                f"; time / read {wall[name] / wall['read']:.2f}, "
+                f"/ read+sha {wall[name] / wall['read+sha']:.2f}"
+            )
+        print(line)
+    print(f"(medians of {rounds} rounds; load average {os.getloadavg()[0]:.1f})")
+
+
+def bench_verify_and_proofs(
+    base: Path, events: int, streams: list[list[StoredEvent]], rounds: int
+) -> None:
     home = base / "big"
     ledger = new_ledger(home, leaves=True)
     start = time.perf_counter()
@@ -157,19 +255,7 @@ def bench_verify_and_proofs(base: Path, events: int, streams: list[list[StoredEv
     ledger.close()
 
     ledger = new_ledger(home, leaves=True)
-    for jobs in (1, default_jobs()):
-        before = os.times()
-        start = time.perf_counter()
-        report = ledger.audit.verify(jobs=jobs)
-        verify_s = time.perf_counter() - start
-        after = os.times()
-        cpu_s = sum(after[:4]) - sum(before[:4])  # this process and its workers
-        assert report.ok, report.problems
-        print(
-            f"audit verify, {jobs} process(es): {report.events:,} events in {verify_s:.2f} s "
-            f"({report.events / verify_s:,.0f} events/s); {cpu_s:.2f} CPU-s "
-            f"({report.events / cpu_s:,.0f} events per CPU-second)"
-        )
+    bench_verify(ledger, rounds)
 
     positions = [rng.randrange(checkpoint.size) for _ in range(1000)]
     times = []
@@ -193,8 +279,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events for verify")
     parser.add_argument("--saves", type=int, default=2000, help="saves per write-path run")
     parser.add_argument("--dir", default=None, help="where to make the ledgers (default: $TMPDIR)")
+    parser.add_argument("--rounds", type=int, default=3, help="verification rounds")
+    parser.add_argument("--database-url", default=None, help="a PostgreSQL URL (default: SQLite)")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
+    global PG_URL
+    PG_URL = args.database_url
+    where = "PostgreSQL" if PG_URL else f"SQLite in {args.dir or tempfile.gettempdir()}"
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; {where}")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         base = Path(tmp)
         streams = templates(base / "templates")
@@ -203,8 +294,12 @@ def main() -> None:
             f"event templates: {len(sizes)} real events, state {min(sizes)}-{max(sizes)} "
             f"bytes (mean {statistics.mean(sizes):.0f})"
         )
-        bench_write_path(base, args.saves, streams)
-        bench_verify_and_proofs(base, args.events, streams)
+        try:
+            if args.saves:
+                bench_write_path(base, args.saves, streams)
+            bench_verify_and_proofs(base, args.events, streams, args.rounds)
+        finally:
+            drop_schemas()
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

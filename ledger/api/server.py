@@ -104,9 +104,7 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], None])
         names, ips = tls_names(options.tls_hosts, options.host)
         tls = ensure_server_tls(ledger, Ctx(settings.principal), names, ips)
         say(f"CA certificate: {tls.ca_file}")
-        # The views are rebuilt from the log at will: their commits need not wait for the
-        # disk (the events' own commits still do).
-        db = settings.database.connect().relax()
+        db = settings.database.connect()
         projector = Projector(db, ledger.recorder, ledger.mapper)
         services = ApiServices(ledger, projector, Queries(db, vault_url))
         services.pending_wait = options.pending_wait if options.worker else 0.0

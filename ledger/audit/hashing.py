@@ -17,6 +17,7 @@ node hash = SHA-256(0x01 || left || right), as RFC 6962 section 2.1 defines them
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from uuid import UUID
 
@@ -37,10 +38,20 @@ class LeafEncodingError(ValueError):
     """A field does not fit the leaf encoding."""
 
 
+_HEX32 = re.compile("[0-9a-f]{32}").fullmatch  # as SQLite stores ids
+_CANONICAL = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
+
+
 def canonical_stream(originator_id: UUID | str) -> str:
     """The stream as a leaf names it: the canonical UUID text, lower case with hyphens."""
     if isinstance(originator_id, UUID):
         return str(originator_id)
+    # The stored spellings, without parsing a UUID: str(UUID(id)) gives the same text.
+    if _CANONICAL(originator_id):
+        return originator_id
+    if _HEX32(originator_id):
+        s = originator_id
+        return f"{s[:8]}-{s[8:12]}-{s[12:16]}-{s[16:20]}-{s[20:]}"
     try:
         return str(UUID(originator_id))
     except ValueError:

@@ -120,6 +120,16 @@ def sign_note(text: str, name: str, key: Ed25519PrivateKey) -> str:
     return f"{text}\n{SIGNATURE_DASH}{name} {blob}\n"
 
 
+def cosign(note: str, name: str, key: Ed25519PrivateKey) -> str:
+    """The note with one more signature line, by `key`, over the same text."""
+    split = note.rfind("\n\n")
+    if split < 0 or not note.endswith("\n"):
+        raise NoteError("a signed note is text, a blank line, then signature lines")
+    text = note[: split + 1]
+    own = sign_note(text, name, key)
+    return note + own[len(text) + 1 :]
+
+
 def open_note(note: str, keys: Sequence[VerifierKey]) -> str:
     """The note's text, once a signature by one of `keys` verifies; else NoteError.
 

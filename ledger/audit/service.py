@@ -20,6 +20,7 @@ from ledger.audit.note import (
     NoteError,
     VerifierKey,
     check_key_name,
+    cosign,
     open_checkpoint,
     raw_public_key,
     sign_checkpoint,
@@ -32,7 +33,7 @@ from ledger.domain.access import ACCESS_ID
 from ledger.domain.audit_log import AUDIT_LOG_ID, AuditLog
 from ledger.domain.certificate import Certificate
 from ledger.domain.context import SYSTEM, Ctx
-from ledger.domain.errors import BadParameter, Conflict, LedgerError, NotFound
+from ledger.domain.errors import BadParameter, Conflict, Forbidden, LedgerError, NotFound
 from ledger.domain.ids import certificate_id
 from ledger.domain.issuer import Issuer
 
@@ -115,7 +116,48 @@ class AuditService:
         return log
 
     def verifier_key(self) -> VerifierKey:
+        """The key that signs checkpoints now."""
         return VerifierKey.parse(self.log().verifier_key)
+
+    def verifier_keys(self) -> list[VerifierKey]:
+        """Every key the log has signed with: the current one, then retired ones, newest first."""
+        log = self.log()
+        return [VerifierKey.parse(k) for k in (log.verifier_key, *reversed(log.retired_keys))]
+
+    def rotate_key(self, ctx: Ctx) -> tuple[VerifierKey, VerifierKey, CheckpointRow]:
+        """A new Ed25519 log key in custody; (retired key, new key, first checkpoint).
+
+        The retiring key first signs a checkpoint of everything before the rotation; the
+        rotation is an event; the first checkpoint after it, which covers that event, is
+        signed by the new key and cosigned by the retiring one, so whoever kept the old
+        key can follow to the new. Older checkpoints keep verifying with the retired key.
+        """
+        if ctx.actor not in self.ledger.access(copy=False).administrators:
+            raise Forbidden(f"principal {ctx.actor!r} may not rotate the audit log key")
+        self.checkpoint()
+        with self._lock:
+            found = self.ledger._load(AUDIT_LOG_ID, AuditLog)
+            assert found is not None
+            log = found
+            retiring = self._signer(log)
+            custody = self.ledger.custody
+            handle = custody.generate(LOG_KEY_OWNER, "OKP", None, "Ed25519")
+            signer = custody.signer(handle.key_id)
+            assert isinstance(signer, Ed25519PrivateKey)
+            public = raw_public_key(signer.public_key())
+            new_key = VerifierKey.for_key(log.origin, public)
+            old_key = VerifierKey.parse(log.verifier_key)
+            log.rotate_key(
+                ctx,
+                key_id=handle.key_id,
+                public_key=evidence.b64(public),
+                verifier_key=new_key.encode(),
+            )
+            try:
+                self.ledger.commit(log, custody=handle.writes)
+            except Conflict as exc:
+                raise Conflict("the audit log key changed concurrently; retry") from exc
+        return old_key, new_key, self.checkpoint(cosigner=retiring)
 
     def _signer(self, log: AuditLog) -> Ed25519PrivateKey:
         key = self.ledger.custody.signer(log.key_id)
@@ -128,11 +170,12 @@ class AuditService:
     def latest_checkpoint(self) -> CheckpointRow | None:
         return self.store.latest_checkpoint()
 
-    def checkpoint(self) -> CheckpointRow:
+    def checkpoint(self, cosigner: Ed25519PrivateKey | None = None) -> CheckpointRow:
         """Sign the current tree, unless the latest checkpoint already covers it.
 
         A new checkpoint is signed only if the stored tree is consistent with the
-        latest one (a log never signs two inconsistent views of itself).
+        latest one (a log never signs two inconsistent views of itself). `cosigner`
+        adds a second signature (a retiring key's).
         """
         log = self.log()
         with self._lock:
@@ -147,6 +190,8 @@ class AuditService:
             note = sign_checkpoint(
                 Checkpoint(log.origin, size, root), log.origin, self._signer(log)
             )
+            if cosigner is not None:
+                note = cosign(note, log.origin, cosigner)
             created = datetime.now(UTC).isoformat()
             self.store.add_checkpoint(size, root, note, created)
         found = self.store.latest_checkpoint()
@@ -167,7 +212,7 @@ class AuditService:
                 "covers more: it was truncated; run `certledger audit verify`"
             )
         try:
-            signed = open_checkpoint(latest.note, [self.verifier_key()])
+            signed = open_checkpoint(latest.note, self.verifier_keys())
             if (signed.size, signed.root) != (latest.size, latest.root):
                 raise NoteError("the checkpoint row differs from its signed note")
             if latest.size:
@@ -217,9 +262,7 @@ class AuditService:
             low = position + 1
         checkpoint = self._covering_checkpoint(positions[-1])
         tree = self.tree(checkpoint.size)
-        bundle = evidence.bundle(
-            "certificate", self.verifier_key().encode(), checkpoint.note, certificate=name
-        )
+        bundle = self._bundle("certificate", checkpoint.note, certificate=name)
         bundle["stream"] = stream
         bundle["events"] = [
             evidence.event_item(p, e, tree.inclusion_proof(p))
@@ -246,7 +289,7 @@ class AuditService:
                     f"position {position}: its event is missing; run `certledger audit verify`"
                 )
             items.append(evidence.event_item(position, event, tree.inclusion_proof(position)))
-        bundle = evidence.bundle("events", self.verifier_key().encode(), checkpoint.note)
+        bundle = self._bundle("events", checkpoint.note)
         bundle["events"] = items
         if since is not None:
             bundle["consistency"] = self._consistency_section(since, checkpoint, tree)
@@ -256,16 +299,24 @@ class AuditService:
         """A consistency proof from an earlier checkpoint to the latest."""
         checkpoint = self.checkpoint()
         tree = self.tree(checkpoint.size)
-        bundle = evidence.bundle("consistency", self.verifier_key().encode(), checkpoint.note)
+        bundle = self._bundle("consistency", checkpoint.note)
         bundle["consistency"] = self._consistency_section(old_note, checkpoint, tree)
         return self._checked(bundle)
+
+    def _bundle(self, kind: str, note: str, **extra: Any) -> dict[str, Any]:
+        """A bundle naming the current key, and the retired ones if the key was rotated."""
+        current, *retired = self.verifier_keys()
+        bundle = evidence.bundle(kind, current.encode(), note, **extra)
+        if retired:
+            bundle["retired_keys"] = [k.encode() for k in retired]
+        return bundle
 
     def _checked(self, bundle: dict[str, Any]) -> dict[str, Any]:
         """The bundle, once the offline verifier accepts it (a damaged tree gives bad proofs)."""
         from ledger.audit.verify_bundle import Refused, verify
 
         try:
-            verify(bundle, self.verifier_key())
+            verify(bundle, self.verifier_keys())
         except (Refused, NoteError, ProofError) as exc:
             raise AuditError(
                 f"the stored tree gives a proof that does not verify ({exc}); "
@@ -277,7 +328,7 @@ class AuditService:
         self, old_note: str, checkpoint: CheckpointRow, tree: Tree
     ) -> dict[str, Any]:
         try:
-            old = open_checkpoint(old_note, [self.verifier_key()])
+            old = open_checkpoint(old_note, self.verifier_keys())
         except NoteError as exc:
             raise BadParameter(f"the earlier checkpoint does not verify: {exc}") from exc
         if old.size > checkpoint.size:
@@ -295,18 +346,20 @@ class AuditService:
         *,
         against: str | None = None,
         key: VerifierKey | None = None,
+        keys: Sequence[VerifierKey] = (),
         progress: Progress | None = None,
         every_leaf: bool = False,
         jobs: int | None = None,
     ) -> VerifyReport:
         """Recompute every leaf and root; check every checkpoint (and the kept one).
 
-        `every_leaf` also compares every stored leaf row with its event (slower).
+        `key` or `keys` are the verifier keys to trust (default: every key the log has
+        signed with). `every_leaf` also compares every stored leaf row with its event (slower).
         """
         log = self.ledger._load(AUDIT_LOG_ID, AuditLog, copy=False)
-        keys = [key] if key is not None else []
+        keys = [key] if key is not None else list(keys)
         if not keys and log is not None:
-            keys = [VerifierKey.parse(log.verifier_key)]
+            keys = [VerifierKey.parse(k) for k in (log.verifier_key, *log.retired_keys)]
         problems: list[Problem] = []
         signed: list[SignedRoot] = []
         rows = self.store.checkpoints()

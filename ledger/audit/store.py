@@ -21,9 +21,10 @@ import hashlib
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 from uuid import UUID
@@ -253,6 +254,8 @@ class StoredTree:
 class SqliteAuditStore(StoredTree):
     """Reads leaves, nodes and events from the ledger's SQLite file; keeps checkpoints."""
 
+    cpus_per_job = 1
+
     def __init__(self, path: Path, events_table: str = "stored_events") -> None:
         self.path = path
         self.events_table = events_table
@@ -267,6 +270,10 @@ class SqliteAuditStore(StoredTree):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def worker_source(self) -> Callable[[], AbstractContextManager[SqliteAuditStore]]:
+        """A worker reopens the file in a read transaction of its own."""
+        return partial(sqlite_snapshot, self.path, self.events_table)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -393,7 +400,7 @@ class SqliteAuditStore(StoredTree):
             return int(self._db.execute(f"SELECT COUNT(*) FROM {self._events}").fetchone()[0])
 
     def iter_events(
-        self, first: int | None = None, last: int | None = None, batch: int = 20000
+        self, first: int | None = None, last: int | None = None, batch: int = 4096
     ) -> Iterator[list[tuple[str, int, str, bytes]]]:
         """Stored events in recording order, between rowids `first` and `last` (inclusive):
         (stored id, version, topic, state). Used inside `snapshot()`."""
@@ -488,6 +495,17 @@ class SqliteAuditStore(StoredTree):
                 raise
         self.fill_nodes(count)
         return count
+
+
+@contextmanager
+def sqlite_snapshot(path: Path, events_table: str) -> Iterator[SqliteAuditStore]:
+    """A new store on the file, inside a read transaction (for a worker process)."""
+    store = SqliteAuditStore(path, events_table)
+    try:
+        with store.snapshot():
+            yield store
+    finally:
+        store.close()
 
 
 AuditStore = Union["SqliteAuditStore", "PostgresAuditStore"]

@@ -19,33 +19,41 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
+from operator import itemgetter
 from typing import Protocol
-from uuid import UUID
 
-from ledger.audit.hashing import EMPTY_ROOT, node_hash, stream_field, topic_prefix
-from ledger.audit.store import LeafRow, SqliteAuditStore
+from ledger.audit.hashing import (
+    EMPTY_ROOT,
+    canonical_stream,
+    node_hash,
+    stream_field,
+    topic_prefix,
+)
+from ledger.audit.store import LeafRow
 from ledger.audit.tree import TILE_HEIGHT, TILE_WIDTH, Frontier
 
 Describe = Callable[[str], str]
+Opener = Callable[[], AbstractContextManager["VerifySource"]]
 Progress = Callable[[int], None]
 EventRow = tuple[str, int, str, bytes]
 
-#: Below this many events one process verifies the log; above, one per CPU.
+#: Below this many events one process verifies the log; above, `default_jobs`.
 PARALLEL_FROM = 200_000
 CHUNK_EVENTS = 65_536  # a multiple of the tile width
 
 
 class VerifySource(Protocol):
-    """What verification reads. `path` is the SQLite file worker processes reopen
-    (None: the scan stays in this process)."""
+    """What verification reads, inside one snapshot of the database."""
 
-    @property
-    def path(self) -> Path | None: ...
+    #: CPUs one worker keeps busy (2 on PostgreSQL: its server process works as hard).
+    cpus_per_job: int
 
-    @property
-    def events_table(self) -> str: ...
+    def worker_source(self) -> Opener | None:
+        """How a worker process opens this source, at the same snapshot where the database
+        can share one (picklable; None: the scan stays in this process)."""
+        ...
 
     def iter_events(
         self, first: int | None = None, last: int | None = None
@@ -145,23 +153,26 @@ class ChunkResult:
     mismatched_tiles: int = 0
 
 
-def canonical(stored_id: str) -> str:
-    try:
-        return str(UUID(stored_id))
-    except ValueError:
-        return stored_id
+_first, _third = itemgetter(0), itemgetter(2)
 
 
-class _Prefixes(dict[str, bytes]):
-    """Encodings computed on first use (a dict lookup per event, in C)."""
+class _Prefixes:
+    """Topic and stream encodings, computed once per value (plain dicts: the fastest lookups)."""
 
-    def __init__(self, encode: Callable[[str], bytes]) -> None:
-        super().__init__()
-        self.encode = encode
+    def __init__(self) -> None:
+        self.topics: dict[str, bytes] = {}
+        self.streams: dict[str, bytes] = {}
 
-    def __missing__(self, key: str) -> bytes:
-        value = self[key] = self.encode(key)
-        return value
+    def add(self, batch: list[EventRow]) -> None:
+        """Encode the batch's new topics and streams; TypeError for a column not text."""
+        for t in set(map(_third, batch)).difference(self.topics):
+            if not isinstance(t, str):
+                raise TypeError("a topic that is not text")
+            self.topics[t] = topic_prefix(t)
+        for s in set(map(_first, batch)).difference(self.streams):
+            if not isinstance(s, str):
+                raise TypeError("a stream id that is not text")
+            self.streams[s] = stream_field(canonical_stream(s))
 
 
 def _as_stored(row: tuple[object, ...]) -> EventRow:
@@ -188,7 +199,7 @@ def compare_rows(
     rows = source.leaf_rows(start, start + len(leaves))
     for offset, (leaf, event) in enumerate(zip(leaves, events, strict=True)):
         position = start + offset
-        stream, version = canonical(event[0]), event[1]
+        stream, version = canonical_stream(event[0]), event[1]
         row = rows[offset] if offset < len(rows) else None
         if row is None or row.position != position:
             reason = (
@@ -209,7 +220,7 @@ def compare_rows(
             start,
             f"the cached tree node of positions {start} to {start + len(leaves) - 1} differs "
             "from these events and their leaf rows (both rewritten, or the node damaged)",
-            canonical(events[0][0]),
+            canonical_stream(events[0][0]),
             None,
         )
     return None
@@ -230,21 +241,23 @@ def scan(source: VerifySource, chunk: Chunk, progress: Progress | None = None) -
     result = ChunkResult(chunk.start)
     sha256 = hashlib.sha256
     tail = struct.Struct(">QQI").pack
-    topics = _Prefixes(topic_prefix)
-    streams = _Prefixes(lambda stored_id: stream_field(canonical(stored_id)))
+    prefixes = _Prefixes()
+    topics, streams = prefixes.topics, prefixes.streams
     leaves: list[bytes] = []  # recomputed leaves not yet folded into a tile
     rows: list[EventRow] = []
     base = chunk.start  # the position of leaves[0]
     for batch in source.iter_events(chunk.first_rowid, chunk.last_rowid):
         # SHA-256(0x00 || leaf data), leaf data as ledger.audit.hashing.leaf_data encodes it.
         try:
+            prefixes.add(batch)
             leaves += [
                 sha256(topics[t] + streams[s] + tail(v, p, len(st)) + st).digest()
                 for p, (s, v, t, st) in enumerate(batch, base + len(leaves))
             ]
-        except (TypeError, ValueError, struct.error):
+        except (TypeError, ValueError, struct.error, UnicodeError):
             # A column of another type than the recorder writes: hash what is there.
             batch = [_as_stored(row) for row in batch]
+            prefixes.add(batch)
             leaves += [
                 sha256(topics[t] + streams[s] + tail(v, p, len(st)) + st).digest()
                 for p, (s, v, t, st) in enumerate(batch, base + len(leaves))
@@ -305,14 +318,10 @@ def _tiles(
     result.tiles += hashes
 
 
-def _scan_in_worker(task: tuple[str, str, Chunk]) -> ChunkResult:
-    path, table, chunk = task
-    store = SqliteAuditStore(Path(path), table)
-    try:
-        with store.snapshot():
-            return scan(store, chunk)
-    finally:
-        store.close()
+def _scan_in_worker(task: tuple[Opener, Chunk]) -> ChunkResult:
+    opener, chunk = task
+    with opener() as source:
+        return scan(source, chunk)
 
 
 # -- the whole log ------------------------------------------------------------------
@@ -462,8 +471,9 @@ def _start_method() -> str:
     return "fork" if threading.active_count() == 1 else "forkserver"
 
 
-def default_jobs() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+def default_jobs(cpus_per_job: int = 1) -> int:
+    """Processes for a large log: one per CPU (SQLite), or per `cpus_per_job` CPUs."""
+    return max(1, min(8, (os.cpu_count() or 1) // cpus_per_job))
 
 
 def plan(
@@ -514,15 +524,14 @@ def verify_log(
     """Recompute every leaf and root from the stored events (see the module docstring).
 
     `every_leaf` also compares every stored leaf row, not only where a tile differs;
-    `jobs` is the number of processes (default: one per CPU for large logs).
+    `jobs` is the number of processes (default: `default_jobs` for large logs).
     """
     events = source.event_count()
     leaf_rows, leaf_end = source.leaf_extent()
-    jobs = jobs or (default_jobs() if events >= PARALLEL_FROM else 1)
-    if not _can_fork() or source.path is None:
-        jobs = 1
-    chunks = plan(source, events, signed, leaf_end, every_leaf, CHUNK_EVENTS) if jobs > 1 else None
-    results = _scan_parallel(source, chunks, jobs, progress) if chunks else None
+    jobs = jobs or (default_jobs(source.cpus_per_job) if events >= PARALLEL_FROM else 1)
+    opener = source.worker_source() if jobs > 1 and _can_fork() else None
+    chunks = plan(source, events, signed, leaf_end, every_leaf, CHUNK_EVENTS) if opener else None
+    results = _scan_parallel(opener, chunks, jobs, progress) if opener and chunks else None
     if results is None or any(
         r.count != c.count for r, c in zip(results, chunks or [], strict=True)
     ):
@@ -538,10 +547,9 @@ def verify_log(
 
 
 def _scan_parallel(
-    source: VerifySource, chunks: list[Chunk], jobs: int, progress: Progress | None
+    opener: Opener, chunks: list[Chunk], jobs: int, progress: Progress | None
 ) -> list[ChunkResult]:
-    assert source.path is not None
-    tasks = [(str(source.path), source.events_table, chunk) for chunk in chunks]
+    tasks = [(opener, chunk) for chunk in chunks]
     results = []
     with multiprocessing.get_context(_start_method()).Pool(min(jobs, len(chunks))) as pool:
         for result in pool.imap(_scan_in_worker, tasks):

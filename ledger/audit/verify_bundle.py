@@ -5,8 +5,9 @@
 Checks the checkpoint's Ed25519 signature (C2SP signed note), recomputes each event's
 leaf from its stored bytes, checks its inclusion proof against the checkpoint's root
 (RFC 9162), and, when the bundle carries one, the consistency proof from an earlier
-checkpoint. `--key` is the log's verifier key as you keep it (text or a file); without
-it the key in the bundle is used, and said so. `--checkpoint` is a checkpoint you kept
+checkpoint. `--key` is the log's verifier key as you keep it (text or a file; repeat it
+with the keys before and after a rotation); without it the keys in the bundle are used,
+and said so. `--checkpoint` is a checkpoint you kept
 earlier: the bundle must prove the log still extends it.
 
 Needs only the standard library and `cryptography` (see `ledger/audit/hashing.py`,
@@ -19,6 +20,7 @@ import argparse
 import binascii
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
@@ -56,18 +58,26 @@ def certificate_stream(name: str) -> str:
 
 
 def verify(
-    bundle: Any, key: VerifierKey | None = None, kept: str | None = None
+    bundle: Any,
+    key: VerifierKey | Sequence[VerifierKey] | None = None,
+    kept: str | None = None,
 ) -> tuple[Checkpoint, list[str]]:
     """Verify a parsed bundle; return its checkpoint and lines describing what was proved.
 
-    Without `key`, the bundle's own key is used (it proves integrity, not who signed).
+    `key` is the verifier key to trust, or several (the keys before and after a rotation).
+    Without it, the bundle's own keys are used (they prove integrity, not who signed).
     """
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise Refused(f"not a certledger evidence bundle (format {FORMAT})")
     lines: list[str] = []
     if key is None:
-        key = VerifierKey.parse(_field(bundle, "public_key", str))
-    checkpoint = open_checkpoint(_field(bundle, "checkpoint", str), [key])
+        retired = bundle.get("retired_keys", [])
+        if not isinstance(retired, list) or not all(isinstance(k, str) for k in retired):
+            raise Refused("retired_keys is not a list of verifier keys")
+        keys = [VerifierKey.parse(k) for k in (_field(bundle, "public_key", str), *retired)]
+    else:
+        keys = [key] if isinstance(key, VerifierKey) else list(key)
+    checkpoint = open_checkpoint(_field(bundle, "checkpoint", str), keys)
     lines.append(
         f"checkpoint: {checkpoint.origin} size {checkpoint.size} "
         f"root {checkpoint.root.hex()} (signature verified)"
@@ -77,11 +87,11 @@ def verify(
         raise Refused(f"unknown bundle kind {kind!r}")
     if kind != "consistency":
         lines += _verify_events(bundle, kind, checkpoint)
-    older = _verify_consistency(bundle, key, checkpoint)
+    older = _verify_consistency(bundle, keys, checkpoint)
     if older is not None:
         lines.append(f"consistent with the checkpoint of size {older.size}")
     if kept is not None:
-        mine = open_checkpoint(kept, [key])
+        mine = open_checkpoint(kept, keys)
         if mine.size == checkpoint.size:
             if mine.root != checkpoint.root:
                 raise Refused(f"your checkpoint and the bundle's differ at size {mine.size}")
@@ -138,7 +148,7 @@ def _verify_events(bundle: dict[str, Any], kind: str, checkpoint: Checkpoint) ->
 
 
 def _verify_consistency(
-    bundle: dict[str, Any], key: VerifierKey, checkpoint: Checkpoint
+    bundle: dict[str, Any], keys: list[VerifierKey], checkpoint: Checkpoint
 ) -> Checkpoint | None:
     section = bundle.get("consistency")
     if section is None:
@@ -147,7 +157,7 @@ def _verify_consistency(
         return None
     if not isinstance(section, dict):
         raise Refused("the consistency section is not an object")
-    older = open_checkpoint(_field(section, "from", str, "consistency"), [key])
+    older = open_checkpoint(_field(section, "from", str, "consistency"), keys)
     proof = _hashes(section.get("proof"), "consistency: proof")
     try:
         if older.size:
@@ -168,13 +178,18 @@ def main(argv: list[str] | None = None) -> int:
         description="Verify a certledger evidence bundle offline.",
     )
     parser.add_argument("bundle", help="the bundle JSON file ('-' for standard input)")
-    parser.add_argument("--key", help="the log's verifier key (NAME+ID+KEY), or a file holding it")
+    parser.add_argument(
+        "--key",
+        action="append",
+        help="the log's verifier key (NAME+ID+KEY), or a file holding it; repeat it for the "
+        "keys before and after a rotation",
+    )
     parser.add_argument("--checkpoint", help="a checkpoint file you kept earlier")
     args = parser.parse_args(argv)
     try:
         raw = sys.stdin.read() if args.bundle == "-" else Path(args.bundle).read_text()
         bundle = json.loads(raw)
-        key = VerifierKey.parse(_text_or_file(args.key)) if args.key else None
+        key = [VerifierKey.parse(_text_or_file(k)) for k in args.key] if args.key else None
         kept = Path(args.checkpoint).read_text() if args.checkpoint else None
         _, lines = verify(bundle, key, kept)
         if key is None:

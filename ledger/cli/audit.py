@@ -123,6 +123,24 @@ def export_checkpoint(state: State, out: str | None) -> None:
         click.echo(latest.note, nl=False)
 
 
+@audit.command("rotate-key")
+@pass_state
+def rotate_key(state: State) -> None:
+    """Replace the log's signing key (administrators only).
+
+    The old key signs a last checkpoint and cosigns the first one of the new key; the
+    rotation is recorded as an event, and checkpoints signed before it still verify.
+    Prints the new verifier key: give it to whoever keeps the old one.
+
+    \b
+    Example:
+      certledger audit rotate-key > log.vkey
+    """
+    old, new, row = state.ledger.require_audit().rotate_key(state.ctx())
+    click.echo(f"retired {old.encode()}; checkpoint of size {row.size} signed by both", err=True)
+    click.echo(new.encode())
+
+
 @audit.command("public-key")
 @pass_state
 def public_key(state: State) -> None:
@@ -223,9 +241,11 @@ def _report(report: VerifyReport) -> dict[str, Any]:
 )
 @click.option(
     "--public-key",
-    "public_key_text",
+    "public_key_texts",
     metavar="VKEY",
-    help="The log's verifier key as you kept it (text or file); default: the ledger's.",
+    multiple=True,
+    help="The log's verifier key as you kept it (text or file; repeat for keys before and "
+    "after a rotation); default: every key the ledger has signed with.",
 )
 @click.option(
     "--every-leaf",
@@ -235,13 +255,14 @@ def _report(report: VerifyReport) -> dict[str, Any]:
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
-    help="Processes to verify with (default: one per CPU for large logs).",
+    help="Processes to verify with (default for large logs: one per CPU on SQLite, one per "
+    "two CPUs on PostgreSQL).",
 )
 @pass_state
 def verify(
     state: State,
     against: str | None,
-    public_key_text: str | None,
+    public_key_texts: tuple[str, ...],
     every_leaf: bool,
     jobs: int | None,
 ) -> None:
@@ -255,20 +276,19 @@ def verify(
       certledger audit verify
       certledger audit verify --against kept-checkpoint.txt --public-key log.vkey
     """
-    key = None
-    if public_key_text:
-        text = public_key_text
+    keys = []
+    for text in public_key_texts:
         if Path(text).is_file():
             text = _read_text(text, "verifier key")
         try:
-            key = VerifierKey.parse(text)
+            keys.append(VerifierKey.parse(text))
         except NoteError as exc:
             raise BadParameter(f"--public-key: {exc}") from exc
     kept = _read_text(against, "checkpoint") if against else None
     service = state.ledger.require_audit()
     with _progress(service.store.event_count()) as progress:
         report = service.verify(
-            against=kept, key=key, progress=progress, every_leaf=every_leaf, jobs=jobs
+            against=kept, keys=keys, progress=progress, every_leaf=every_leaf, jobs=jobs
         )
     if state.output == "json":
         emit(_report(report), "json")

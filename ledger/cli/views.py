@@ -37,13 +37,20 @@ def status(state: State) -> None:
 
 @projections.command("rebuild")
 @click.argument("names", nargs=-1)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes sharing the views out (default: 1).",
+)
 @pass_state
-def rebuild(state: State, names: tuple[str, ...]) -> None:
+def rebuild(state: State, names: tuple[str, ...], jobs: int | None) -> None:
     """Drop views (default: all) and rebuild them from the whole event log.
 
     \b
     Example:
       certledger projections rebuild inventory
+      certledger projections rebuild --jobs 2
     """
     projector = state.projector
     try:
@@ -60,9 +67,9 @@ def rebuild(state: State, names: tuple[str, ...]) -> None:
                 bar.update(position - done[0])
                 done[0] = position
 
-            read = projector.rebuild([v.name for v in views], progress=advance)
+            read = projector.rebuild([v.name for v in views], progress=advance, jobs=jobs)
     else:
-        read = projector.rebuild([v.name for v in views])
+        read = projector.rebuild([v.name for v in views], jobs=jobs)
     click.echo(f"rebuilt {len(views)} view(s) from {read} event(s)", err=True)
 
 

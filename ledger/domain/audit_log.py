@@ -13,7 +13,11 @@ AUDIT_LOG_ID: UUID = uuid5(NAMESPACE_URL, "certledger:audit-log")
 
 
 class AuditLog(Aggregate):
-    """One stream per ledger. The private key stays in custody; events hold the public key."""
+    """One stream per ledger. The private key stays in custody; events hold the public key.
+
+    A rotation replaces the signing key; the retired verifier keys are kept, oldest first,
+    so checkpoints they signed still verify.
+    """
 
     class LogKeyCreated(LedgerEvent, Aggregate.Created):
         origin: str
@@ -26,6 +30,7 @@ class AuditLog(Aggregate):
         self.key_id = key_id
         self.public_key = public_key
         self.verifier_key = verifier_key
+        self.retired_keys: list[str] = []
 
     @staticmethod
     def create_id(origin: str, key_id: str, public_key: str, verifier_key: str) -> UUID:
@@ -45,3 +50,26 @@ class AuditLog(Aggregate):
             actor=ctx.actor,
             request_id=ctx.request_id,
         )
+
+    def rotate_key(self, ctx: Ctx, *, key_id: str, public_key: str, verifier_key: str) -> None:
+        """Sign with a new key from now on (same origin); the current one is retired."""
+        self.trigger_event(
+            self.LogKeyRotated,
+            **ctx.as_event_fields(),
+            key_id=key_id,
+            public_key=public_key,
+            verifier_key=verifier_key,
+            retired_key_id=self.key_id,
+        )
+
+    class LogKeyRotated(LedgerEvent):
+        key_id: str
+        public_key: str
+        verifier_key: str
+        retired_key_id: str
+
+        def apply(self, aggregate: AuditLog) -> None:
+            aggregate.retired_keys.append(aggregate.verifier_key)
+            aggregate.key_id = self.key_id
+            aggregate.public_key = self.public_key
+            aggregate.verifier_key = self.verifier_key

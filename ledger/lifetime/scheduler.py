@@ -74,7 +74,7 @@ class Scheduler:
         self.settings = settings
         self.actor = actor
         self.projector = Projector(
-            ledger.settings.database.connect().relax(),  # views: rebuilt at will
+            ledger.settings.database.connect(),
             ledger.recorder,
             ledger.mapper,
             views=[LifetimeView(), DeletedView()],

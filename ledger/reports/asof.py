@@ -9,14 +9,13 @@ from typing import Any
 from ledger.database import DatabaseUrl, Db
 from ledger.moments import PointInTime
 from projections.projector import VIEW_CLASSES
+from projections.view import apply_all
 
 
 def _apply(db: Db, events: Sequence[Any]) -> None:
     views = [cls() for cls in VIEW_CLASSES]
     with db.transaction() as cur:
-        for event in events:
-            for view in views:
-                view.apply(cur, event)
+        apply_all(cur, views, events)
 
 
 def _memory_db() -> Db:

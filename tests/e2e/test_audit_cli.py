@@ -212,6 +212,33 @@ def test_checkpoints_and_consistency_from_a_kept_checkpoint(cli: Run, tmp_path: 
     assert "verified" in cli("audit", "verify", "--against", str(kept), "--public-key", vkey).stdout
 
 
+def test_a_rotated_key_and_the_old_one_verify_an_old_checkpoint(cli: Run, tmp_path: Path) -> None:
+    make_certificates(cli, "web")
+    kept = tmp_path / "kept.txt"
+    kept.write_text(cli("audit", "checkpoint").stdout)
+    old = tmp_path / "old.vkey"
+    old.write_text(cli("audit", "public-key").stdout)
+
+    rotated = cli("audit", "rotate-key")
+    new = rotated.stdout.strip()
+    assert new == cli("audit", "public-key").stdout.strip() != old.read_text().strip()
+    assert "signed by both" in rotated.stderr
+    make_certificates(cli, "api")
+    cli("audit", "checkpoint")
+
+    # The auditor's old key alone no longer covers the latest checkpoint; both keys do.
+    alone = cli("audit", "verify", "--public-key", str(old), expect=7)
+    assert "no signature by a trusted key" in alone.stderr
+    both = ("--public-key", str(old), "--public-key", new)
+    assert "verified" in cli("audit", "verify", "--against", str(kept), *both).stdout
+    bundle = tmp_path / "api.json"
+    cli("audit", "prove", "api", "--since", str(kept), "--out", str(bundle))
+    result = verify_bundle(bundle, "--key", new, "--key", old, "--checkpoint", kept)
+    assert result.returncode == 0, result.stderr
+    result = verify_bundle(bundle, "--key", new, "--checkpoint", kept)
+    assert result.returncode == 1 and "no signature by a trusted key" in result.stderr
+
+
 def test_verify_names_the_first_bad_position(cli: Run, home: Path) -> None:
     make_certificates(cli, "web", "api")
     cli("audit", "checkpoint")

@@ -67,7 +67,7 @@ def test_cli_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert bundle["x5t"]
     status = json.loads(certledger(home, pg_url, "-o", "json", "projections", "status"))
     assert {row["lag"] for row in status["value"]} == {0}
-    certledger(home, pg_url, "projections", "rebuild")
+    certledger(home, pg_url, "projections", "rebuild", "--jobs", "2")
     again = json.loads(certledger(home, pg_url, "-o", "json", "cert", "show", "pg"))
     assert again == bundle
     listed = json.loads(certledger(home, pg_url, "-o", "json", "cert", "list"))["value"]

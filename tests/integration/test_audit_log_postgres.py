@@ -15,8 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner
+from eventsourcing.persistence import StoredEvent
 
 from ledger.application import Ledger
+from ledger.audit import verifier
 from ledger.audit.postgres_store import PostgresAuditStore
 from ledger.audit.service import AuditError
 from ledger.audit.verifier import VerifyReport
@@ -333,6 +335,80 @@ def test_a_damaged_log_refuses_to_sign(history: Sql, reopen: Reopen) -> None:
     ledger.update_certificate(Ctx("admin"), "alpha", tags={"after": "damage"})
     with pytest.raises(AuditError, match="run `certledger audit verify`"):
         ledger.audit.checkpoint()
+
+
+# -- a larger log in several processes, at one snapshot ---------------------------------------
+
+
+@pytest.fixture
+def big(ledger: Ledger, worker: Worker, make_policy: PolicyFactory, sql: Sql) -> Sql:
+    """About 700 events: real certificates, then copies of their histories under new ids."""
+    create(ledger, worker, make_policy, "alpha", "beta")
+    ledger.update_certificate(Ctx("admin"), "beta", tags={"t": "1"})
+    templates = [list(ledger.recorder.select_events(certificate_id(n))) for n in ("alpha", "beta")]
+    for i in range(80):
+        sid = uuid.UUID(int=i + 1, version=4)
+        ledger.recorder.insert_events(
+            [StoredEvent(sid, e.originator_version, e.topic, e.state) for e in templates[i % 2]]
+        )
+        if i in (7, 30, 61):
+            ledger.audit.checkpoint()  # sizes that are not multiples of the tile width
+    ledger.audit.checkpoint()
+    ledger.close()
+    return sql
+
+
+def both_ways(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None] = lambda: None
+) -> list[VerifyReport]:
+    """Verify in one process, then in three (chunks of 64 events); `meanwhile` runs once the
+    chunks are planned, before the workers start."""
+    monkeypatch.setattr(verifier, "CHUNK_EVENTS", 64)
+    scanned: list[list[int]] = []
+    real = verifier._scan_parallel
+
+    def counting(*args: Any) -> list[verifier.ChunkResult]:
+        meanwhile()
+        results = real(*args)
+        scanned.append([r.count for r in results])
+        return results
+
+    monkeypatch.setattr(verifier, "_scan_parallel", counting)
+    reports = [ledger.audit.verify(jobs=1), ledger.audit.verify(jobs=3)]
+    assert scanned and len(scanned[0]) > 3  # the second pass ran in worker processes
+    # ...and was kept: the workers saw as many events as this process (no rerun here).
+    assert sum(scanned[0]) == reports[1].events
+    return reports
+
+
+def test_a_large_log_verifies_in_several_processes_at_one_snapshot(
+    big: Sql, reopen: Reopen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger, writer = reopen(), reopen()
+    saved: list[int] = []
+
+    def save_during_the_scan() -> None:  # the workers must not see it
+        writer.update_certificate(Ctx("admin"), "alpha", tags={"during": "verify"})
+        saved.append(1)
+
+    one, several = both_ways(ledger, monkeypatch, save_during_the_scan)
+    assert saved and one.ok and several.ok, (one.problems, several.problems)
+    assert one.events == several.events == big("SELECT COUNT(*) FROM ledger_events")[0][0] - 1
+    assert one.root == several.root
+    sizes = [r[0] for r in big("SELECT tree_size FROM audit_checkpoints ORDER BY tree_size")]
+    assert [c.size for c in one.checked] == [c.size for c in several.checked] == sizes
+
+
+def test_a_large_log_tampered_is_found_the_same_way_in_several_processes(
+    big: Sql, reopen: Reopen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [r[0] for r in big("SELECT notification_id FROM ledger_events ORDER BY notification_id")]
+    big("UPDATE ledger_events SET state = state || %s WHERE notification_id = %s", b"x", ids[300])
+    big("DELETE FROM ledger_events WHERE notification_id = %s", ids[500])
+    reports = both_ways(reopen(), monkeypatch)
+    for report in reports:
+        assert failed(report)[0] == 300
+    assert reports[0].problems == reports[1].problems
 
 
 # -- checkpoint, `audit prove`, the offline verifier ------------------------------------------

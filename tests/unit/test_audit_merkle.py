@@ -6,6 +6,7 @@ import base64
 import json
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from ledger.audit.hashing import (
     EMPTY_ROOT,
+    canonical_stream,
     event_leaf_hash,
     leaf_data,
     leaf_hash_of_data,
@@ -226,3 +228,16 @@ def test_leaf_encoding_is_length_prefixed() -> None:
     assert event_leaf_hash(0, "ab", 1, "c", b"") != event_leaf_hash(0, "a", 1, "bc", b"")
     assert event_leaf_hash(0, "a", 1, "t", b"x") != event_leaf_hash(1, "a", 1, "t", b"x")
     assert node_hash(LEAVES[0], LEAVES[1]) != node_hash(LEAVES[1], LEAVES[0])
+
+
+@given(st.uuids(), st.text(max_size=40))
+def test_canonical_stream_reads_every_spelling_as_uuid_does(sid: UUID, other: str) -> None:
+    # The fast path for stored spellings must agree with parsing a UUID.
+    for spelling in (sid.hex, str(sid), sid.hex.upper(), f"{{{sid}}}", f"urn:uuid:{sid}"):
+        assert canonical_stream(spelling) == str(sid)
+    try:
+        expected = str(UUID(other))
+    except ValueError:
+        expected = other
+    assert canonical_stream(other) == expected
+    assert canonical_stream(sid.hex + "\n") == sid.hex + "\n"
