@@ -77,7 +77,9 @@ class Scheduler:
             ledger.settings.database.connect(),
             ledger.recorder,
             ledger.mapper,
-            views=[LifetimeView(), DeletedView()],
+            # In VIEW_CLASSES order, as every projector: on PostgreSQL, projectors lock the
+            # views' tables in one order, or a table creation and a batch could deadlock.
+            views=[DeletedView(), LifetimeView()],
         )
 
     def close(self) -> None:
