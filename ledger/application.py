@@ -132,6 +132,12 @@ class Ledger(Application[UUID]):
         # Called with a step's name right after the step is saved (crash tests).
         self.pause: Pause = pause or sleeping_pause(settings.worker.pause_at)
         self._stepwise_create = pause is not None or settings.worker.pause_at in ("key_pair", "csr")
+        # The worker saves a CA's immediate answer with its order, unless crash tests pause
+        # between the two.
+        self.stepwise_issue = pause is not None or settings.worker.pause_at in (
+            "order",
+            "certificate",
+        )
         # The Merkle audit log, kept on both backends.
         self.audit = AuditService(self, open_audit_store(settings.database))
         self.audit.store.backfill()  # before any write: leaves for events stored before the log
@@ -229,8 +235,13 @@ class Ledger(Application[UUID]):
         policy: CertificatePolicy | None = None,
         *,
         tags: dict[str, str] | None = None,
+        enabled: bool = True,
     ) -> Certificate:
-        """Accept a create: key pair and CSR now, the rest for the worker or a merge."""
+        """Accept a create: key pair and CSR now, the rest for the worker or a merge.
+
+        `enabled=False` makes the new version come out disabled (its key and secret
+        inoperable until it is enabled), as Key Vault does.
+        """
         self.authorize(ctx, "create", f"certificates/{name}")
         cert = self.find_certificate(name) or Certificate.register(ctx, name)
         if policy is None:
@@ -243,7 +254,12 @@ class Ledger(Application[UUID]):
         cert.replace_policy(ctx, policy.to_kv_json(), policy.fingerprint())
         version = uuid.uuid4().hex
         cert.open_operation(
-            ctx, version, issuer_name, policy.secret_props.contentType, tags=tags or {}
+            ctx,
+            version,
+            issuer_name,
+            policy.secret_props.contentType,
+            tags=tags or {},
+            enabled=enabled,
         )
 
         if self._stepwise_create:
@@ -466,7 +482,18 @@ class Ledger(Application[UUID]):
 
     def purge_certificate(self, ctx: Ctx, name: str) -> None:
         self.authorize(ctx, "purge", f"deletedcertificates/{name}")
-        cert = self.deleted_certificate(name)
+        self._purge(ctx, self.deleted_certificate(name))
+
+    def purge_if_due(self, cert_id: UUID) -> bool:
+        """Purge a deleted certificate whose retention period has ended (actor: the system)."""
+        cert = self._load(cert_id, Certificate)
+        if cert is None or not cert.purge_due(self.now()):
+            return False
+        self._purge(Ctx(SYSTEM), cert)
+        return True
+
+    def _purge(self, ctx: Ctx, cert: Certificate) -> None:
+        """`Purged`, then the data key and encrypted keys destroyed (crypto-shredding)."""
         owner = key_owner(cert)
         cert.purge(ctx)
         self.commit(cert)

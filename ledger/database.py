@@ -178,6 +178,14 @@ class Db:
                 with self._conn.transaction():
                     yield Cursor(self, self._conn.cursor())
 
+    def relax(self) -> Db:
+        """SQLite: commits on this connection stop waiting for the disk (synchronous=NORMAL;
+        still safe from a process crash). For what is rebuilt or re-derived at will (views,
+        leases), never for events."""
+        if self.url.is_sqlite:
+            self.execute("PRAGMA synchronous=NORMAL")
+        return self
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

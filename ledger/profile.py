@@ -39,6 +39,7 @@ def profile_from_policy(policy: CertificatePolicy) -> CertProfile:
         dns_names=tuple(sans.dns_names) if sans else (),
         emails=tuple(sans.emails) if sans else (),
         upns=tuple(sans.upns) if sans else (),
+        ip_addresses=tuple(sans.ip_addresses or ()) if sans else (),
         ekus=tuple(x.ekus),
         key_usage=tuple(x.key_usage),
         validity_months=x.validity_months,
@@ -62,10 +63,13 @@ def policy_from_certificate(cert: x509.Certificate, content_type: str) -> Certif
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         dns = ext.get_values_for_type(x509.DNSName)
         emails = ext.get_values_for_type(x509.RFC822Name)
+        ips = [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
         if dns:
             sans["dns_names"] = dns
         if emails:
             sans["emails"] = emails
+        if ips:
+            sans["ip_addresses"] = ips
     except x509.ExtensionNotFound:
         pass
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
@@ -135,6 +139,14 @@ def _san_values(cert: x509.Certificate) -> tuple[list[str], list[str], list[str]
     )
 
 
+def _ip_values(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return sorted(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+
+
 def ca_changes(profile: CertProfile, cert: x509.Certificate) -> dict[str, dict[str, Any]]:
     """What an issued certificate differs in from the requested profile, aspect by aspect.
 
@@ -152,6 +164,7 @@ def ca_changes(profile: CertProfile, cert: x509.Certificate) -> dict[str, dict[s
     compare("dns_names", sorted(n.lower() for n in profile.dns_names), dns)
     compare("emails", sorted(profile.emails), emails)
     compare("upns", sorted(profile.upns), upns)
+    compare("ip_addresses", sorted(profile.ip_addresses), _ip_values(cert))
     compare("key_usage", sorted(key_usage_names(profile.key_usage)), _key_usage_names(cert))
     compare("ekus", sorted(profile.ekus), _eku_oids(cert))
 

@@ -21,6 +21,7 @@ from typing import Any
 ISSUER = "certledger"
 AUDIENCE = "https://vault.azure.net"
 MAX_TOKEN_CHARS = 4096
+VERIFIED_CACHE = 1024  # tokens kept verified (then forgotten all at once)
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -65,6 +66,9 @@ class TokenAuthority:
             raise ValueError("the token key must be at least 32 bytes")
         self._key = key
         self._now = now or (lambda: datetime.now(UTC))
+        # Tokens whose signature and claims were checked: a client sends the same one on
+        # every request. Their expiry is still checked each time.
+        self._verified: dict[str, Claims] = {}
 
     def _sign(self, signing_input: str) -> str:
         return _b64url(hmac.new(self._key, signing_input.encode(), hashlib.sha256).digest())
@@ -86,6 +90,17 @@ class TokenAuthority:
         return f"{signing_input}.{self._sign(signing_input)}"
 
     def verify(self, token: str) -> Claims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._check(token)
+            if len(self._verified) >= VERIFIED_CACHE:
+                self._verified.clear()
+            self._verified[token] = claims
+        elif self._now() >= claims.expires:
+            raise TokenError("the token has expired")
+        return claims
+
+    def _check(self, token: str) -> Claims:
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenError("the token is too long")
         parts = token.split(".")

@@ -1,8 +1,10 @@
 """Drives pending operations forward, one saved step at a time, resumable after a crash.
 
 Steps, each saved as its own events: key_pair, csr, order (`IssuerOrderPlaced`), certificate
-(`X509Merged`), promoted (`VersionPromoted`); or cancelled / failed. A restarted worker reads
-the aggregate and takes the next step. Provider calls happen under a lease, so two workers never
+(`X509Merged`), promoted (`VersionPromoted`); or cancelled / failed. A CA's certificate is
+saved with its promotion, and one that answers at once (LocalCA) with its order too, in one
+commit (separately when a crash test pauses between them). A restarted worker reads the
+aggregate and takes the next step. Provider calls happen under a lease, so two workers never
 talk to a CA about one operation at once, and providers keep orders in the order book keyed by
 the operation's request id, so a step repeated after a crash never orders twice.
 """
@@ -62,8 +64,18 @@ class Worker:
         settings: WorkerSettings | None = None,
         *,
         poll_interval: float = 0.5,
+        shard: tuple[int, int] = (0, 1),
+        lifetime: bool = True,
+        lifetime_every: float = 0.0,
     ) -> None:
+        """`shard` (i, n): this worker takes the operations of certificates whose id is i
+        modulo n, beside n - 1 others in the same process; `lifetime`: it also runs the
+        lifetime duties (one worker per process is enough), at most once per
+        `lifetime_every` seconds (a busy worker's rounds follow each other closely)."""
         self.ledger = ledger
+        self.shard = shard
+        self.lifetime_every = lifetime_every
+        self._lifetime_due = 0.0  # monotonic
         self.settings = settings or ledger.settings.worker
         self.poll_interval = poll_interval
         self.leases = Leases(ledger.settings.database.connect(), ttl=self.settings.lease_seconds)
@@ -74,10 +86,11 @@ class Worker:
         # When a pending order may be polled again (monotonic seconds).
         self._next_poll: dict[str, float] = {}
         # Lifetime actions (renewals, expiry notices) and notification delivery.
-        self.lifetime = LifetimeRunner(ledger, self.leases, WORKER)
+        self.lifetime = LifetimeRunner(ledger, self.leases, WORKER) if lifetime else None
 
     def close(self) -> None:
-        self.lifetime.close()
+        if self.lifetime is not None:
+            self.lifetime.close()
         self.leases.close()
 
     # -- discovery --------------------------------------------------------
@@ -94,16 +107,20 @@ class Worker:
                     self._open.discard(cert_id)
                 self._position = n.id
             if len(batch) < 1000:
-                return set(self._open)
+                index, count = self.shard
+                return {c for c in self._open if c.int % count == index}
 
     def run_once(self) -> int:
         """One pass over all due work: advance every open operation as far as it goes now."""
-        progressed = self.lifetime.schedule()
+        lifetime = self.lifetime if time.monotonic() >= self._lifetime_due else None
+        if lifetime is not None:
+            self._lifetime_due = time.monotonic() + self.lifetime_every
+        progressed = lifetime.schedule() if lifetime is not None else 0
         for cert_id in self.discover():
             cert: Certificate = self.ledger.repository.get(cert_id)
             while self.advance(cert):
                 progressed += 1
-        return progressed + self.lifetime.notify()
+        return progressed + (lifetime.notify() if lifetime is not None else 0)
 
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
         while not stop.is_set():
@@ -259,9 +276,11 @@ class Worker:
             and time.monotonic() < self._next_poll.get(key, 0.0)
         ):
             return None  # polled a moment ago
-        if not self._lease(cert, key):
-            return None
         provider = self.ledger.providers.get(issuer.provider)
+        # An offline CA (LocalCA) signs here, idempotently through the order book: two
+        # workers racing sign the same certificate and only one saves it; no lease needed.
+        if not getattr(provider, "offline", False) and not self._lease(cert, key):
+            return None
         step = "order" if version.order_ref is None else "poll"
         try:
             config = self.ledger.issuer_config(issuer)
@@ -283,10 +302,12 @@ class Worker:
                     provider=issuer.provider,
                     order_ref=status.order_ref,
                 )
-                self.ledger.commit(cert)
-                self._statuses[key] = status
-                return "order"
-            if status is None:
+                if status.state == "pending" or self.ledger.stepwise_issue:
+                    self.ledger.commit(cert)
+                    self._statuses[key] = status
+                    return "order"
+                # Answered at once: settled below, saved with the order in one commit.
+            elif status is None:
                 status = provider.poll(config, version.order_ref)
         except Conflict:
             raise
@@ -343,5 +364,9 @@ class Worker:
             return "failed"
         changes = ca_changes(profile_from_policy(self.ledger.policy_of(cert)), leaf)
         cert.merge_x509(ctx, x509_facts(leaf, chain), source="provider", ca_changes=changes)
+        if not self.ledger.stepwise_issue:  # the certificate and its promotion: one commit
+            cert.promote(ctx)
+            self.ledger.commit(cert)
+            return "promoted"
         self.ledger.commit(cert)
         return "certificate"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from ledger.database import Db
 from projections.rows import Rows
 from projections.view import View, at, cid, iso, on
 
@@ -19,6 +20,7 @@ class DeletedView(View):
         " cert_id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT,"
         " is_deleted INTEGER NOT NULL, deleted_on TEXT, scheduled_purge TEXT)",
         f"CREATE INDEX IF NOT EXISTS {T}_by_deleted ON {T} (is_deleted, name)",
+        f"CREATE INDEX IF NOT EXISTS {T}_by_purge ON {T} (is_deleted, scheduled_purge)",
     )
 
     @on("Certificate.Registered")
@@ -46,3 +48,12 @@ class DeletedView(View):
     @on("Certificate.Purged")
     def purged(self, rows: Rows, e: Any) -> None:
         rows.patch(T, (cid(e),), is_deleted=0, version=None, deleted_on=None, scheduled_purge=None)
+
+
+def due_purges(db: Db, now: datetime, limit: int = 100) -> list[str]:
+    """Ids of deleted certificates whose retention period has ended at `now`."""
+    rows = db.execute(
+        f"SELECT cert_id FROM {T} WHERE is_deleted = 1 AND scheduled_purge <= ? LIMIT ?",
+        [iso(now), limit],
+    )
+    return [str(r[0]) for r in rows]

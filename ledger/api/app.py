@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ledger.api import errors
+from ledger.api.fast import FastPath
 from ledger.api.guard import API_VERSIONS, Guard
 from ledger.api.routers import backup, certificates, contacts, deleted, issuers, managed, operations
 from ledger.api.services import ApiServices
@@ -35,7 +36,7 @@ def create_app(services: ApiServices, tokens: TokenAuthority) -> FastAPI:
     for module in (issuers, contacts, backup, operations, certificates, deleted, managed):
         app.include_router(module.router)
     errors.install(app)
-    app.add_middleware(Guard, tokens=tokens)
+    app.add_middleware(Guard, tokens=tokens, fast=FastPath(services))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

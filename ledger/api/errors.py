@@ -43,10 +43,9 @@ def error_response(
     return Response(error_body(code, message, inner), status, headers, media_type=JSON)
 
 
-def _resource_code(request: Request, exc: LedgerError) -> str:
+def _resource_code(path: str, exc: LedgerError) -> str:
     """Key Vault names a missing key or secret as such, not as a certificate."""
     if isinstance(exc, NotFound) and exc.code == "CertificateNotFound":
-        path = request.url.path
         if path.startswith("/keys/"):
             return "KeyNotFound"
         if path.startswith("/secrets/"):
@@ -59,21 +58,37 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def ledger_error_response(path: str, exc: LedgerError) -> Response:
+    status = 403 if isinstance(exc, Forbidden) else STATUS.get(exc.code, 400)
+    if isinstance(exc, NotFound):
+        status = 404
+    return error_response(status, _resource_code(path, exc), exc.message, exc.inner_code)
+
+
+def response_for(method: str, path: str, exc: Exception) -> Response:
+    """The error response for what a handler raised (also outside FastAPI's routing)."""
+    if isinstance(exc, LedgerError):
+        return ledger_error_response(path, exc)
+    if isinstance(exc, PolicyError):
+        return error_response(400, "BadParameter", f"invalid policy: {exc}")
+    if isinstance(exc, CustodyError | ValueError):
+        return error_response(400, "BadParameter", str(exc) or "invalid value")
+    log.error("unexpected error on %s %s", method, path, exc_info=exc)
+    return error_response(500, "InternalServerError", "the server met an unexpected error")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, exc: LedgerError) -> Response:
-        status = 403 if isinstance(exc, Forbidden) else STATUS.get(exc.code, 400)
-        if isinstance(exc, NotFound):
-            status = 404
-        return error_response(status, _resource_code(request, exc), exc.message, exc.inner_code)
+        return ledger_error_response(request.url.path, exc)
 
     @app.exception_handler(PolicyError)
     async def policy_error(request: Request, exc: PolicyError) -> Response:
-        return error_response(400, "BadParameter", f"invalid policy: {exc}")
+        return response_for(request.method, request.url.path, exc)
 
     @app.exception_handler(CustodyError)
     async def custody_error(request: Request, exc: CustodyError) -> Response:
-        return error_response(400, "BadParameter", str(exc))
+        return response_for(request.method, request.url.path, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

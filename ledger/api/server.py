@@ -17,7 +17,7 @@ import uvicorn
 
 from ledger.api.app import create_app
 from ledger.api.services import ApiServices
-from ledger.api.tls import ensure_server_tls
+from ledger.api.tls import ensure_server_tls, tls_names
 from ledger.bootstrap import open_ledger
 from ledger.domain.context import Ctx
 from ledger.keys.master import load_key
@@ -39,6 +39,10 @@ class ServeOptions:
     worker: bool = True
     projections: bool = True
     worker_interval: float = 0.5
+    # Worker threads, each taking its share of the certificates: one waits for the disk or
+    # a lock while another signs.
+    worker_threads: int = 2
+    pending_wait: float = 1.0
 
 
 def load_tokens(settings: Settings) -> TokenAuthority:
@@ -48,9 +52,16 @@ def load_tokens(settings: Settings) -> TokenAuthority:
     return TokenAuthority(key)
 
 
-def _work(worker: Worker, stop: threading.Event, wake: threading.Event, interval: float) -> None:
+def _work(
+    worker: Worker,
+    stop: threading.Event,
+    wake: threading.Event,
+    interval: float,
+    progressed_hook: Callable[[], None],
+) -> None:
     """The worker loop, woken at once by a create or a cancel."""
     while not stop.is_set():
+        wake.clear()  # before the round: a wake during it starts the next one at once
         try:
             progressed = worker.run_once()
         except Exception:  # keep serving; the next round retries
@@ -58,7 +69,8 @@ def _work(worker: Worker, stop: threading.Event, wake: threading.Event, interval
             progressed = 0
         if progressed == 0:
             wake.wait(interval)
-            wake.clear()
+        else:
+            progressed_hook()  # answers the GETs of operations that waited for this
 
 
 def _follow(projector: Projector, stop: threading.Event) -> None:
@@ -89,15 +101,24 @@ def serve(settings: Settings, options: ServeOptions, say: Callable[[str], None])
     stop = threading.Event()
     threads: list[threading.Thread] = []
     try:
-        tls = ensure_server_tls(ledger, Ctx(settings.principal), list(options.tls_hosts))
+        names, ips = tls_names(options.tls_hosts, options.host)
+        tls = ensure_server_tls(ledger, Ctx(settings.principal), names, ips)
         say(f"CA certificate: {tls.ca_file}")
         db = settings.database.connect()
         projector = Projector(db, ledger.recorder, ledger.mapper)
         services = ApiServices(ledger, projector, Queries(db, vault_url))
+        services.pending_wait = options.pending_wait if options.worker else 0.0
         app = create_app(services, load_tokens(settings))
         if options.worker:
-            args = (Worker(ledger), stop, services.worker_wake, options.worker_interval)
-            threads.append(threading.Thread(target=_work, args=args, name="worker"))
+            count = max(1, options.worker_threads)
+            for index in range(count):
+                worker = Worker(
+                    ledger, shard=(index, count), lifetime=index == 0, lifetime_every=0.2
+                )
+                wake = threading.Event()
+                services.worker_wakes.append(wake)
+                args = (worker, stop, wake, options.worker_interval, services.worker_progressed)
+                threads.append(threading.Thread(target=_work, args=args, name=f"worker-{index}"))
         if options.projections:  # shares the readers' projector: one writer of the views
             threads.append(threading.Thread(target=_follow, args=(projector, stop), name="views"))
         with tls.files() as (cert_file, key_file):

@@ -1,14 +1,16 @@
 """The server's own TLS certificate, issued by the ledger through its local CA.
 
 The issuer object `certledger-tls` (provider LocalCA) signs a certificate of the
-same name for the served host names; it is renewed through the ledger when it
-nears expiry or the names change. The CA certificate goes to `<home>/tls/ca.pem`
+same name for the served host names and IP addresses (always DNS localhost,
+127.0.0.1 and ::1); it is renewed through the ledger when it nears expiry or the
+names change. The CA certificate goes to `<home>/tls/ca.pem`
 for clients to trust. The private key is handed to the TLS layer in a temporary
 file, encrypted under a one-time password, and removed once loaded.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -33,6 +35,7 @@ from ledger.worker import Worker
 TLS_NAME = "certledger-tls"
 RENEW_BEFORE = timedelta(days=30)
 SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _BLOCK_RE = re.compile(r"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----\n?", re.S)
 
 
@@ -60,14 +63,40 @@ class ServerTls:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def tls_policy(hosts: Sequence[str]) -> CertificatePolicy:
+def _ip(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
+def tls_names(hosts: Sequence[str], listen: str = "") -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) for the server certificate: the given hosts (names or
+    addresses), the listening address when it is one, then localhost, 127.0.0.1 and ::1;
+    unspecified addresses (0.0.0.0, ::) are dropped."""
+    names: list[str] = []
+    ips: list[str] = []
+    for host in (*hosts, *([listen] if _ip(listen) else []), *LOOPBACK):
+        ip = _ip(host)
+        if ip is None:
+            if host.lower() not in names:
+                names.append(host.lower())
+        elif ip not in ips and not ipaddress.ip_address(ip).is_unspecified:
+            ips.append(ip)
+    return names, ips
+
+
+def tls_policy(hosts: Sequence[str], ips: Sequence[str] = ()) -> CertificatePolicy:
+    sans: dict[str, list[str]] = {"dns_names": list(hosts)}
+    if ips:
+        sans["ip_addresses"] = list(ips)
     return CertificatePolicy.from_kv_json(
         {
             "key_props": {"kty": "EC", "crv": "P-256", "exportable": True, "reuse_key": False},
             "secret_props": {"contentType": PEM},
             "x509_props": {
                 "subject": f"CN={hosts[0]}",
-                "sans": {"dns_names": list(hosts)},
+                "sans": sans,
                 "ekus": [SERVER_AUTH],
                 "key_usage": ["digitalSignature"],
                 "validity_months": 12,
@@ -77,20 +106,25 @@ def tls_policy(hosts: Sequence[str]) -> CertificatePolicy:
     )
 
 
-def _usable(ledger: Ledger, cert: Certificate | None, hosts: Sequence[str]) -> bool:
+def _usable(
+    ledger: Ledger, cert: Certificate | None, hosts: Sequence[str], ips: Sequence[str]
+) -> bool:
     if cert is None or not cert.exists or cert.current is None or cert.policy is None:
         return False
     version = cert.versions[cert.current]
-    names = cert.policy.get("x509_props", {}).get("sans", {}).get("dns_names", [])
+    sans = cert.policy.get("x509_props", {}).get("sans", {})
     return (
         version.enabled
         and version.not_after is not None
         and version.not_after - RENEW_BEFORE > ledger.now()
-        and sorted(names) == sorted(h.lower() for h in hosts)
+        and sorted(sans.get("dns_names", [])) == sorted(h.lower() for h in hosts)
+        and sorted(sans.get("ip_addresses") or []) == sorted(ips)
     )
 
 
-def ensure_server_tls(ledger: Ledger, ctx: Ctx, hosts: Sequence[str]) -> ServerTls:
+def ensure_server_tls(
+    ledger: Ledger, ctx: Ctx, hosts: Sequence[str], ips: Sequence[str] = ()
+) -> ServerTls:
     """Issue (or reuse) the server certificate through the ledger; write the CA file.
 
     Several API processes starting together on one database may race here: the loser of
@@ -98,7 +132,7 @@ def ensure_server_tls(ledger: Ledger, ctx: Ctx, hosts: Sequence[str]) -> ServerT
     """
     for attempt in range(5):
         try:
-            return _ensure_server_tls(ledger, ctx, hosts)
+            return _ensure_server_tls(ledger, ctx, hosts, ips)
         except Conflict:
             if attempt == 4:
                 raise
@@ -106,7 +140,9 @@ def ensure_server_tls(ledger: Ledger, ctx: Ctx, hosts: Sequence[str]) -> ServerT
     raise AssertionError("unreachable")
 
 
-def _ensure_server_tls(ledger: Ledger, ctx: Ctx, hosts: Sequence[str]) -> ServerTls:
+def _ensure_server_tls(
+    ledger: Ledger, ctx: Ctx, hosts: Sequence[str], ips: Sequence[str]
+) -> ServerTls:
     if not hosts:
         raise ValueError("at least one TLS host name is needed")
     try:
@@ -116,10 +152,10 @@ def _ensure_server_tls(ledger: Ledger, ctx: Ctx, hosts: Sequence[str]) -> Server
     cert = ledger.find_certificate(TLS_NAME)
     if cert is not None and cert.is_deleted:
         cert = ledger.recover_certificate(ctx, TLS_NAME)
-    if not _usable(ledger, cert, hosts):
-        created = ledger.create_certificate(ctx, TLS_NAME, tls_policy(hosts))
+    if not _usable(ledger, cert, hosts, ips):
+        created = ledger.create_certificate(ctx, TLS_NAME, tls_policy(hosts, ips))
         cert = Worker(ledger).drive(TLS_NAME, cert=created)
-        if not _usable(ledger, cert, hosts):
+        if not _usable(ledger, cert, hosts, ips):
             op = cert.operation
             detail = op.error_message or op.status if op else "no operation"
             raise LedgerError(f"the server certificate could not be issued: {detail}")

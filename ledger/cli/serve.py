@@ -22,9 +22,25 @@ from ledger.cli.common import pass_state
     multiple=True,
     default=("localhost",),
     show_default=True,
-    help="DNS name in the server certificate (repeatable).",
+    help="DNS name or IP address in the server certificate (repeatable); localhost, "
+    "127.0.0.1, ::1 and an IP --host are always in it.",
 )
 @click.option("--no-worker", is_flag=True, help="Leave pending operations to `certledger worker`.")
+@click.option(
+    "--worker-threads",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Worker threads, each taking its share of the certificates.",
+)
+@click.option(
+    "--pending-wait",
+    type=click.FloatRange(0, 30),
+    default=1.0,
+    show_default=True,
+    help="Seconds a GET of an operation in progress may wait for this process's worker to "
+    "finish it (0: answer at once).",
+)
 @click.option(
     "--no-projections", is_flag=True, help="Leave the views to `certledger projections run`."
 )
@@ -36,6 +52,8 @@ def serve(
     vault_url: str | None,
     tls_hosts: tuple[str, ...],
     no_worker: bool,
+    worker_threads: int,
+    pending_wait: float,
     no_projections: bool,
 ) -> None:
     """Serve Key Vault's certificate REST API over HTTPS (until Ctrl-C).
@@ -61,6 +79,8 @@ def serve(
         vault_url=vault_url,
         tls_hosts=tls_hosts,
         worker=not no_worker,
+        worker_threads=worker_threads,
+        pending_wait=pending_wait,
         projections=not no_projections,
     )
     run(state.settings, options, say)

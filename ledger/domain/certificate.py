@@ -124,6 +124,8 @@ class Certificate(Aggregate):
         self.current: str | None = None
         self.operation: Operation | None = None
         self.deleted_on: datetime | None = None
+        # When a soft-deleted certificate's retention ends and it is purged by itself.
+        self.scheduled_purge: datetime | None = None
         self.generation = 1
 
     @staticmethod
@@ -219,6 +221,7 @@ class Certificate(Aggregate):
         issuer_name: str,
         content_type: str,
         tags: dict[str, str] | None = None,
+        enabled: bool = True,
     ) -> None:
         self._check_not_deleted()
         if self.operation is not None and self.operation.in_progress:
@@ -236,6 +239,7 @@ class Certificate(Aggregate):
             policy_fingerprint=self.policy_fingerprint,
             content_type=content_type,
             tags=dict(tags or {}),
+            enabled=enabled,
         )
 
     def create_key_pair(
@@ -320,6 +324,9 @@ class Certificate(Aggregate):
         if self.versions[op.version].cert_der is None:
             raise Conflict(f"version {op.version!r} of {self.name!r} has no certificate to promote")
         self._emit(self.VersionPromoted, ctx, version=op.version, previous_version=self.current)
+        if not self.versions[op.version].enabled:
+            # Created with enabled=false: it comes out disabled, in the same commit.
+            self._emit(self.AttributesUpdated, ctx, version=op.version, enabled=False, tags=None)
 
     def request_cancellation(self, ctx: Ctx) -> None:
         op = self.require_in_progress()
@@ -456,6 +463,10 @@ class Certificate(Aggregate):
             raise NotFound(f"deleted certificate {self.name!r} not found")
         self._emit(self.Purged, ctx, generation=self.generation)
 
+    def purge_due(self, now: datetime) -> bool:
+        """True when the certificate is deleted and its retention period has ended."""
+        return self.scheduled_purge is not None and now >= self.scheduled_purge
+
     def restore(
         self,
         ctx: Ctx,
@@ -515,11 +526,17 @@ class Certificate(Aggregate):
             aggregate.policy_fingerprint = self.fingerprint
 
     class OperationOpened(LedgerEvent):
+        class_version: ClassVar[int] = 2
         version: str
         issuer_name: str
         policy_fingerprint: str
         content_type: str
         tags: dict[str, str]
+        enabled: bool  # the version's state once promoted (a create's attributes.enabled)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("enabled", True)
 
         def apply(self, aggregate: Certificate) -> None:
             aggregate.versions[self.version] = Version(
@@ -532,6 +549,7 @@ class Certificate(Aggregate):
                 content_type=self.content_type,
                 tags=dict(self.tags),
                 actor=self.actor,
+                enabled=self.enabled,
             )
             aggregate.operation = Operation(
                 version=self.version,
@@ -781,10 +799,12 @@ class Certificate(Aggregate):
 
         def apply(self, aggregate: Certificate) -> None:
             aggregate.deleted_on = self.timestamp
+            aggregate.scheduled_purge = self.timestamp + timedelta(days=self.recoverable_days)
 
     class Recovered(LedgerEvent):
         def apply(self, aggregate: Certificate) -> None:
             aggregate.deleted_on = None
+            aggregate.scheduled_purge = None
 
     class Restored(LedgerEvent):
         backup_sha256: str
@@ -807,6 +827,7 @@ class Certificate(Aggregate):
             aggregate.current = None
             aggregate.operation = None
             aggregate.deleted_on = None
+            aggregate.scheduled_purge = None
             aggregate.generation = self.generation + 1
 
 
@@ -856,7 +877,3 @@ REPLAYABLE: frozenset[type[Aggregate.Event]] = frozenset(
         Certificate.Restored,
     }
 )
-
-
-def scheduled_purge(deleted_on: datetime) -> datetime:
-    return deleted_on + timedelta(days=RECOVERABLE_DAYS)

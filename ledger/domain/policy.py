@@ -7,6 +7,7 @@ Python field names are Key Vault's REST JSON names, so ``from_kv_json`` and
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -158,6 +159,13 @@ def _check_dns_name(value: str) -> str:
     return value.lower()
 
 
+def _check_ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        _fail(f"{_show(value)} is not a valid IP address")
+
+
 def _check_mailbox(value: str) -> str:
     if not _is_mailbox(value):
         _fail(f"{_show(value)} is not a valid local@domain address")
@@ -181,6 +189,7 @@ def _first_duplicate(items: Sequence[str]) -> int | None:
 
 DnsName = Annotated[str, AfterValidator(_check_dns_name)]
 Mailbox = Annotated[str, AfterValidator(_check_mailbox)]
+IpAddress = Annotated[str, AfterValidator(_check_ip_address)]
 Oid = Annotated[str, AfterValidator(_check_oid)]
 
 
@@ -463,6 +472,8 @@ class SubjectAlternativeNames(_KvModel):
     emails: list[Mailbox] = Field(default_factory=list, max_length=MAX_SANS)
     dns_names: list[DnsName] = Field(default_factory=list, max_length=MAX_SANS)
     upns: list[Mailbox] = Field(default_factory=list, max_length=MAX_SANS)
+    # A certledger extension (Key Vault's policy has no IP SANs); absent unless given.
+    ip_addresses: list[IpAddress] | None = Field(default=None, max_length=MAX_SANS)
 
     @field_validator("dns_names")
     @classmethod
@@ -474,7 +485,7 @@ class SubjectAlternativeNames(_KvModel):
 
     @property
     def is_empty(self) -> bool:
-        return not (self.emails or self.dns_names or self.upns)
+        return not (self.emails or self.dns_names or self.upns or self.ip_addresses)
 
 
 class X509Properties(_KvModel):

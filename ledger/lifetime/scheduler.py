@@ -7,6 +7,9 @@ records a trigger. AutoRenew opens the renewal's operation in the same transacti
 (`RenewalAttempted`, `OperationOpened`, `KeyPairCreated`, `CsrIssued`); the worker then
 takes it forward like any other. A renewal whose operation fails is recorded
 (`RenewalFailed`, with the CA's error) and attempted again after a doubling delay.
+
+Deleted certificates whose retention period has ended are purged (`Purged`, by the system
+actor), their keys destroyed as a user's purge destroys them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from ledger.lifetime.rules import (
     steps_due,
 )
 from ledger.lifetime.settings import LifetimeSettings
+from projections.deleted import DeletedView, due_purges
 from projections.lifetime import LifetimeView, due_certificates
 from projections.projector import Projector
 
@@ -73,7 +77,9 @@ class Scheduler:
             ledger.settings.database.connect(),
             ledger.recorder,
             ledger.mapper,
-            views=[LifetimeView()],
+            # In VIEW_CLASSES order, as every projector: on PostgreSQL, projectors lock the
+            # views' tables in one order, or a table creation and a batch could deadlock.
+            views=[DeletedView(), LifetimeView()],
         )
 
     def close(self) -> None:
@@ -92,7 +98,19 @@ class Scheduler:
                 continue  # another worker saved first; looked at again next pass
             except LedgerError as exc:  # one certificate's trouble must not stop the others
                 sys.stderr.write(f"certledger: lifetime of {cert_id}: {exc}\n")
-        return moved
+        return moved + self.purge(now)
+
+    def purge(self, now: datetime) -> int:
+        """Purge the deleted certificates whose retention period has ended."""
+        purged = 0
+        for cert_id in due_purges(self.projector.db, now):
+            try:
+                purged += self.ledger.purge_if_due(UUID(cert_id))
+            except Conflict:
+                continue  # recovered, purged or restored meanwhile: looked at again next pass
+            except LedgerError as exc:
+                sys.stderr.write(f"certledger: purge of {cert_id}: {exc}\n")
+        return purged
 
     def advance(self, cert_id: UUID, now: datetime) -> bool:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ class CertProfile:
     dns_names: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
     upns: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
     ekus: tuple[str, ...] = (SERVER_AUTH, CLIENT_AUTH)
     key_usage: tuple[str, ...] = ("digitalSignature", "keyEncipherment")
     validity_months: int = 12
@@ -140,6 +142,7 @@ def subject_alternative_names(profile: CertProfile) -> x509.SubjectAlternativeNa
     try:
         general.extend(x509.DNSName(name) for name in profile.dns_names)
         general.extend(x509.RFC822Name(email) for email in profile.emails)
+        general.extend(x509.IPAddress(ipaddress.ip_address(ip)) for ip in profile.ip_addresses)
     except ValueError as exc:
         raise ValueError(f"invalid subject alternative name: {exc}") from None
     general.extend(upn_other_name(upn) for upn in profile.upns)

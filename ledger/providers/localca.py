@@ -26,6 +26,9 @@ class LocalCaProvider:
     restarted before it saved the order) answers with it instead of signing a second one.
     """
 
+    #: Nothing leaves the ledger: the worker needs no lease to order from it.
+    offline = True
+
     def __init__(self, services: ProviderServices) -> None:
         self._services = services
 

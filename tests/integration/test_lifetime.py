@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -73,6 +74,14 @@ def move_to(clock: Clock, ledger: Ledger, name: str, fraction: float) -> None:
 def run(worker: Worker, times: int = 3) -> None:
     for _ in range(times):
         worker.run_once()
+
+
+def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Worker rounds until `done()` (or the timeout: the caller's assertions then fail)."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        worker.run_once()
+        time.sleep(0.005)
 
 
 def test_auto_renew_at_80_percent_creates_exactly_one_new_version_on_self(
@@ -297,10 +306,8 @@ def test_a_failed_renewal_is_recorded_with_the_ca_error_and_retried_with_backoff
     )
 
     move_to(clock, ledger, "flaky-web", 0.81)
-    for _ in range(20):
-        worker.run_once()
-        if of_type(ledger, "flaky-web", "RenewalFailed"):
-            break
+    # The CA's tries wait for their backoff (real time): rounds until the renewal has failed.
+    run_until(worker, lambda: bool(of_type(ledger, "flaky-web", "RenewalFailed")))
     failed = of_type(ledger, "flaky-web", "RenewalFailed")
     assert len(failed) == 1
     assert failed[0].attempt == 1
@@ -316,10 +323,7 @@ def test_a_failed_renewal_is_recorded_with_the_ca_error_and_retried_with_backoff
     assert len(of_type(ledger, "flaky-web", "RenewalAttempted")) == 1
 
     clock.offset += timedelta(hours=1, seconds=1)
-    for _ in range(20):
-        worker.run_once()
-        if len(of_type(ledger, "flaky-web", "RenewalFailed")) == 2:
-            break
+    run_until(worker, lambda: len(of_type(ledger, "flaky-web", "RenewalFailed")) == 2)
     attempts = of_type(ledger, "flaky-web", "RenewalAttempted")
     assert [e.attempt for e in attempts] == [1, 2]
     failed = of_type(ledger, "flaky-web", "RenewalFailed")

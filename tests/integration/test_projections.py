@@ -15,7 +15,7 @@ from eventsourcing.projection import ApplicationSubscription
 from ledger.application import Ledger
 from ledger.bootstrap import open_views
 from ledger.domain.context import Ctx
-from ledger.domain.errors import NotFound
+from ledger.domain.errors import Forbidden, NotFound
 from ledger.pki import generate_private_key, make_ca, sign_csr
 from ledger.profile import profile_from_policy
 from ledger.worker import Worker
@@ -331,3 +331,31 @@ def test_follower_keeps_views_current(
         stop.set()
         thread.join()
         follower.db.close()
+
+
+def test_a_version_created_disabled_comes_out_disabled(
+    ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries]
+) -> None:
+    projector, queries = views
+    ledger.create_certificate(CTX, "off", make_policy(), enabled=False)
+    cert = Worker(ledger).drive("off")
+    current = cert.versions[cert.current or ""]
+    assert not current.enabled
+    # Promotion and the disabling are one commit: the version was never enabled.
+    events = [
+        ledger.mapper.to_domain_event(n)
+        for n in ledger.recorder.select_notifications(start=1, limit=1000)
+    ]
+    names = [type(e).__name__ for e in events if e.originator_id == cert.id]
+    assert names[-2:] == ["VersionPromoted", "AttributesUpdated"]
+    assert events[-1].enabled is False and events[-1].actor == "certledger-worker"
+    with pytest.raises(Forbidden):
+        ledger.secret_value(CTX, "off")
+    projector.catch_up()
+    assert queries.certificate("off")["attributes"]["enabled"] is False
+    assert queries.key("off")["attributes"]["enabled"] is False
+
+    ledger.update_certificate(CTX, "off", enabled=True)
+    assert ledger.secret_value(CTX, "off")[1].version == current.version
+    ledger.create_certificate(CTX, "off")  # a later create without attributes: enabled
+    assert Worker(ledger).drive("off").versions[ledger.certificate("off").current or ""].enabled

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from cryptography import x509
 
 from ledger.application import Ledger
 from ledger.bootstrap import open_ledger, open_views
@@ -209,7 +210,7 @@ def test_run_once_leaves_a_retry_until_it_is_due(
     assert "retrying" in operation_view(counting, "later")["status_details"]
 
     clock.offset += timedelta(seconds=31)
-    assert worker.run_once() == 3  # order, certificate, promotion
+    assert worker.run_once() == 1  # order, certificate and promotion, in one commit
     assert counting.certificate("later").require_operation().status == "completed"
 
 
@@ -282,3 +283,81 @@ def test_two_workers_on_one_store_complete_each_operation_once(
     finally:
         for led in ledgers:
             led.close()
+
+
+def test_two_workers_racing_on_local_ca_orders_save_each_version_once(
+    settings: Settings, clock: Clock
+) -> None:
+    """LocalCA is called without a lease: racing workers sign, and exactly one saves."""
+    ledgers = [open_ledger(settings, clock=clock) for _ in range(2)]
+    try:
+        ctx = Ctx("admin")
+        ledgers[0].set_issuer(ctx, "local", provider="LocalCA")
+        names = [f"local-{i}" for i in range(6)]
+        for name in names:
+            ledgers[0].create_certificate(ctx, name, build_policy(issuer="local"))
+        workers = [Worker(led) for led in ledgers]
+        start = threading.Barrier(2)
+        failures: list[BaseException] = []
+
+        def run(worker: Worker) -> None:
+            try:
+                start.wait()
+                for _ in range(10):
+                    worker.run_once()
+            except BaseException as exc:  # surfaced below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not failures
+        for name in names:
+            cert = ledgers[0].certificate(name)
+            assert cert.require_operation().status == "completed"
+            events = names_of(ledgers[0], name)
+            assert events.count("IssuerOrderPlaced") == events.count("VersionPromoted") == 1
+            # The order book answered both racers with one certificate.
+            version = cert.versions[cert.current or ""]
+            assert version.order_ref is not None
+            found = ledgers[0].providers.services.orders.find("local", version.order_ref)
+            assert found is not None
+            issued = x509.load_pem_x509_certificate(found[1]["certificates_pem"].encode())
+            assert format(issued.serial_number, "x") == version.serial
+        for worker in workers:
+            worker.close()
+    finally:
+        for led in ledgers:
+            led.close()
+
+
+def test_worker_shards_split_the_certificates(ledger: Ledger) -> None:
+    ctx = Ctx("admin")
+    for i in range(8):
+        ledger.create_certificate(ctx, f"shard-{i}", build_policy())
+    shards = [Worker(ledger, shard=(i, 2), lifetime=i == 0) for i in range(2)]
+    try:
+        found = [worker.discover() for worker in shards]
+        assert not found[0] & found[1]
+        everything = found[0] | found[1]
+        assert len(everything) == 8 and all(c.int % 2 == 0 for c in found[0])
+        assert shards[1].lifetime is None
+        assert shards[1].run_once() == len(found[1])  # its own share, one commit each
+        assert shards[1].run_once() == 0
+        open_ones = [n for n in range(8) if ledger.certificate(f"shard-{n}").operation]
+        done = {
+            ledger.certificate(f"shard-{n}").id
+            for n in open_ones
+            if ledger.certificate(f"shard-{n}").require_operation().status == "completed"
+        }
+        assert done == found[1]
+        shards[0].run_once()
+        assert all(
+            ledger.certificate(f"shard-{n}").require_operation().status == "completed"
+            for n in range(8)
+        )
+    finally:
+        for worker in shards:
+            worker.close()

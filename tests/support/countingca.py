@@ -26,6 +26,8 @@ PARAMS = ("journal", "fail_times", "always_fail", "pending_polls")
 
 
 class CountingProvider(LocalCaProvider):
+    offline = False  # it stands for a CA outside the ledger: one worker at a time (a lease)
+
     def __init__(self, services: ProviderServices) -> None:
         super().__init__(services)
 

@@ -70,3 +70,19 @@ def test_bad_durations(text: str) -> None:
 def test_short_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         TokenAuthority(b"short")
+
+
+def test_verified_tokens_are_remembered_but_still_expire() -> None:
+    clock = Clock()
+    authority = TokenAuthority(os.urandom(32), clock)
+    tokens = [authority.issue(f"app{i}", timedelta(minutes=i + 1)) for i in range(1100)]
+    for i, token in enumerate(tokens):  # more than the cache holds
+        assert authority.verify(token).principal == f"app{i}"
+    assert authority.verify(tokens[-1]).principal == "app1099"  # from the cache
+    head, body, _ = tokens[-1].split(".")
+    with pytest.raises(TokenError, match="signature"):
+        authority.verify(f"{head}.{body}.{'A' * 43}")  # a forged signature is never remembered
+    clock.now += timedelta(minutes=2)
+    with pytest.raises(TokenError, match="expired"):
+        authority.verify(tokens[0])
+    assert authority.verify(tokens[-1]).principal == "app1099"

@@ -49,8 +49,11 @@ def create_certificate(
     name: Name, body: models.CertificateCreateParameters, request: Request, call: CallDep
 ) -> Response:
     """Start creating a certificate (or its next version): 202 with the pending operation."""
-    cert = call.ledger.create_certificate(call.ctx, name, body.policy, tags=body.tags)
-    call.services.worker_wake.set()
+    enabled = body.attributes.enabled if body.attributes else None
+    cert = call.ledger.create_certificate(
+        call.ctx, name, body.policy, tags=body.tags, enabled=enabled is not False
+    )
+    call.services.wake_workers()
     op = render.operation(call.base, cert)
     version = request.query_params.get("api-version", "")
     location = (

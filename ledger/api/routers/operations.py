@@ -19,9 +19,21 @@ CallDep = Annotated[Call, Depends(call_of)]
 
 @router.get("/certificates/{name}/pending", response_model=models.CertificateOperation)
 def get_operation(name: Name, call: CallDep) -> Response:
-    """The pending (or last finished) creation operation."""
+    """The pending (or last finished) creation operation.
+
+    While it is in progress with a CA that answers by itself, and this process runs the
+    worker, the answer may wait (`serve --pending-wait`, default 1 s) for it to end.
+    """
     call.authorize("get", f"certificates/{name}/pending")
-    return render.kv(call.reads().operation(name))
+    body = call.reads().operation(name)
+    if (
+        body["status"] == "inProgress"
+        and body["issuer"]["name"] != "Unknown"  # waits for a merge, not for the worker
+        and not body["cancellation_requested"]
+        and call.services.await_operation(name, body["request_id"])
+    ):
+        body = call.reads().operation(name)
+    return render.kv(body)
 
 
 @router.patch("/certificates/{name}/pending", response_model=models.CertificateOperation)
@@ -32,7 +44,7 @@ def cancel_operation(
     if not body.cancellation_requested:
         raise BadParameter("cancellation_requested: only true is accepted")
     cert = call.ledger.cancel_operation(call.ctx, name)
-    call.services.worker_wake.set()
+    call.services.wake_workers()
     return render.kv(render.operation(call.base, cert))
 
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.keyvault.certificates import CertificateClient, CertificatePolicy, KeyType
 from azure.keyvault.secrets import SecretClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from ledger.bootstrap import open_ledger
+from ledger.domain.context import SYSTEM
+from ledger.settings import Settings
 from tests.e2e.api.served import Served, StaticCredential, clean_env, start
 
 FAST = {"_polling_interval": 0.1}
@@ -121,3 +126,59 @@ def test_purge_through_the_api_destroys_the_key_material(served: Served) -> None
             assert blob not in after, "purged key material is still on disk"
         assert pkcs8 not in after
         assert cert.cer is not None
+
+
+def test_retention_ends_in_an_automatic_purge(tmp_path: Path) -> None:
+    """scheduledPurgeDate is the deletion plus the retention; then the worker purges."""
+    home = tmp_path / "home"
+    served = start(home, env=clean_env(CERTLEDGER_RECOVERABLE_DAYS="7"))
+    try:
+        with client(served) as certificates:
+            certificates.begin_create_certificate("expiring", POLICY, **FAST).result()
+            deleted = certificates.begin_delete_certificate("expiring", **FAST).result()
+            assert deleted.deleted_on and deleted.scheduled_purge_date
+            assert deleted.scheduled_purge_date - deleted.deleted_on == timedelta(days=7)
+            assert deleted.properties.recovery_level == "CustomizedRecoverable+Purgeable"
+    finally:
+        served.stop()
+    with sqlite3.connect(home / "ledger.db") as db:
+        stored = [
+            bytes(row[0])
+            for row in db.execute(
+                "SELECT ciphertext FROM custody_blobs WHERE owner = 'cert:expiring:1'"
+                " UNION ALL SELECT wrapped_key FROM custody_data_keys"
+                " WHERE owner = 'cert:expiring:1'"
+            )
+        ]
+    db.close()
+    assert len(stored) == 2
+
+    # The same ledger, its clock a day past the scheduled purge date.
+    later = (deleted.scheduled_purge_date + timedelta(days=1)).isoformat()
+    served = start(home, env=clean_env(CERTLEDGER_RECOVERABLE_DAYS="7", CERTLEDGER_NOW=later))
+    try:
+        with client(served) as certificates:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    certificates.get_deleted_certificate("expiring")
+                except ResourceNotFoundError:
+                    break
+                assert time.monotonic() < deadline, "the certificate was never purged"
+                time.sleep(0.1)
+            assert "expiring" not in {c.name for c in certificates.list_deleted_certificates()}
+    finally:
+        served.stop()
+    after = _files(home)
+    for blob in stored:
+        assert blob not in after, "purged key material is still on disk"
+    ledger = open_ledger(Settings.resolve(home=home, environ={}))
+    try:
+        events = [
+            ledger.mapper.to_domain_event(n)
+            for n in ledger.recorder.select_notifications(start=1, limit=10000)
+        ]
+    finally:
+        ledger.close()
+    purged = [e for e in events if type(e).__name__ == "Purged"]
+    assert [e.actor for e in purged] == [SYSTEM]

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import socket
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from azure.keyvault.certificates import CertificateClient
+from cryptography import x509
 
 from ledger.application import Ledger
 from ledger.bootstrap import open_ledger
@@ -17,7 +23,7 @@ from ledger.domain.access import PERMISSIONS
 from ledger.domain.context import Ctx
 from ledger.settings import Settings
 from tests.e2e.api.pki import ExternalCa, der
-from tests.e2e.api.served import Served
+from tests.e2e.api.served import Served, StaticCredential, start
 
 API = "7.5"
 SELF_POLICY = {
@@ -301,3 +307,101 @@ def test_openapi_document_describes_the_routes(served: Served) -> None:
     assert create["security"] == [{"bearer": []}]
     for path in ("/deletedcertificates/{name}", "/certificates/issuers/{name}", "/keys/{name}"):
         assert path in paths
+
+
+def test_tls_certificate_verifies_for_ip_hosts(served: Served, admin_token: str) -> None:
+    """Clients pointed at https://127.0.0.1:PORT verify the server certificate."""
+    context = ssl.create_default_context(cafile=str(served.ca))
+    with (
+        socket.create_connection(("127.0.0.1", served.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der_cert = tls.getpeercert(binary_form=True)
+    assert der_cert is not None
+    sans = x509.load_der_x509_certificate(der_cert).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert sans.value.get_values_for_type(x509.DNSName) == ["localhost"]
+    ips = {str(ip) for ip in sans.value.get_values_for_type(x509.IPAddress)}
+    assert ips == {"127.0.0.1", "::1"}
+
+    url = f"https://127.0.0.1:{served.port}"
+    answer = requests.get(
+        f"{url}/certificates",
+        params={"api-version": API},
+        verify=str(served.ca),
+        timeout=30,
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert answer.status_code == 200
+    options = served.client_options()
+    with CertificateClient(url, StaticCredential(admin_token), **options) as client:
+        assert client.get_certificate("certledger-tls").cer == der_cert
+
+
+def test_a_pending_poll_waits_for_the_worker(tmp_path: Path) -> None:
+    """GET .../pending of an operation in progress answers when the worker has ended it."""
+    served = start(tmp_path / "home", "--pending-wait", "20")
+    try:
+        admin = Http(served, served.token("admin"))
+        assert (
+            admin("POST", "/certificates/waited/create", {"policy": SELF_POLICY}).status_code == 202
+        )
+        op = admin("GET", "/certificates/waited/pending").json()
+        assert op["status"] == "completed"  # one request, however long the worker took
+        assert admin("GET", "/certificates/waited").status_code == 200
+
+        # Nothing in the process can end a manual (issuer Unknown) operation: no waiting.
+        manual = {"policy": {**SELF_POLICY, "issuer": {"name": "Unknown"}}}
+        assert admin("POST", "/certificates/manual/create", manual).status_code == 202
+        began = time.monotonic()
+        assert admin("GET", "/certificates/manual/pending").json()["status"] == "inProgress"
+        assert time.monotonic() - began < 10
+    finally:
+        served.stop()
+    assert not [line for line in served.log if "Traceback" in line], "".join(served.log)
+
+
+def test_fast_reads_answer_as_the_routes_do(admin: Http) -> None:
+    """The reads served outside FastAPI's routing keep its errors and neighbours."""
+    missing = admin("GET", "/certificates/nothing-here")
+    assert missing.status_code == 404 and error_of(missing)["code"] == "CertificateNotFound"
+    no_op = admin("GET", "/certificates/nothing-here/pending")
+    assert no_op.status_code == 404
+    assert error_of(no_op)["code"] in ("CertificateNotFound", "PendingCertificateNotFound")
+    assert admin("GET", "/certificates/issuers").status_code == 200  # the issuers list
+    assert admin("GET", "/certificates/contacts").status_code in (200, 404)  # contacts
+    bad = admin("GET", "/certificates/bad_name")
+    assert bad.status_code == 400 and error_of(bad)["code"] == "BadParameter"
+    assert "x-ms-request-id" in missing.headers
+
+
+def test_create_bodies_the_fast_path_leaves_to_fastapi(admin: Http) -> None:
+    """A create body that is not a valid JSON object gets FastAPI's 400, as before."""
+    url = f"{admin.served.url}/certificates/oddbody/create"
+
+    def post(data: bytes, content_type: str | None) -> requests.Response:
+        headers = {"Content-Type": content_type} if content_type else {}
+        return admin.session.post(
+            url,
+            params={"api-version": API},
+            data=data,
+            headers=headers,
+            timeout=30,
+            verify=str(admin.served.ca),
+        )
+
+    for data, content_type in [
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b'{"policy": {"key_props": {"kty": 7}}}', "application/json"),
+        (json.dumps({"policy": SELF_POLICY}).encode(), "text/plain"),
+    ]:
+        answer = post(data, content_type)
+        assert answer.status_code == 400, (data, content_type, answer.text)
+        assert error_of(answer)["code"] == "BadParameter"
+        assert "x-ms-request-id" in answer.headers
+    created = post(json.dumps({"policy": SELF_POLICY}).encode(), "application/json; charset=utf-8")
+    assert created.status_code == 202 and created.json()["status"] == "inProgress"
+    assert created.headers["Location"].startswith(f"{admin.served.url}/certificates/oddbody/")
+    assert admin.wait_completed("oddbody")["status"] == "completed"

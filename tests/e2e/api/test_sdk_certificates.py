@@ -104,6 +104,38 @@ def test_update_properties_and_policy(certificates: CertificateClient) -> None:
     assert certificates.get_certificate_policy("props").validity_in_months == 6
 
 
+def test_create_disabled(
+    served: Served, certificates: CertificateClient, credential: StaticCredential
+) -> None:
+    """enabled=False at create: the version comes out disabled, its key and secret inoperable."""
+    cert = create(certificates, "born-off", enabled=False)
+    assert cert.properties.enabled is False
+    assert certificates.get_certificate("born-off").properties.enabled is False
+    options = served.client_options()
+    digest = hashlib.sha256(b"payload").digest()
+    with (
+        SecretClient(served.url, credential, **options) as secrets,
+        KeyClient(served.url, credential, **options) as keys,
+    ):
+        with pytest.raises(HttpResponseError) as secret_refused:
+            secrets.get_secret("born-off")
+        assert secret_refused.value.status_code == 403
+        with pytest.raises(HttpResponseError) as key_refused:
+            keys.get_key("born-off")
+        assert key_refused.value.status_code == 403
+        key_id = f"{served.url}/keys/born-off/{cert.properties.version}"
+        crypto = CryptographyClient(key_id, credential, **options)
+        with pytest.raises(HttpResponseError) as sign_refused:
+            crypto.sign(SignatureAlgorithm.es256, digest)
+        assert sign_refused.value.status_code == 403
+
+        certificates.update_certificate_properties("born-off", enabled=True)
+        assert secrets.get_secret("born-off").value
+        assert len(crypto.sign(SignatureAlgorithm.es256, digest).signature) == 64
+    # The next version is created enabled (the default).
+    assert create(certificates, "born-off").properties.enabled is True
+
+
 def test_operation_get_cancel_and_delete(certificates: CertificateClient) -> None:
     policy = CertificatePolicy(issuer_name="Unknown", subject="CN=pending")  # waits for a merge
     poller = certificates.begin_create_certificate("pending", policy, **FAST)
