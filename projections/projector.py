@@ -94,10 +94,10 @@ class Projector:
         # Views are rebuilt from the log at will: their commits need not wait for the disk
         # (a crash loses the last batches with their positions; the events' own commits
         # still wait).
-        if db.url.is_sqlite and db.url.path is not None:
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps the file consistent
+        db.relax()
+        if db.url.is_sqlite:
             db.execute("PRAGMA secure_delete=OFF")  # views hold no secrets to scrub
-        elif not db.url.is_sqlite:
+        else:
             db.execute("SET synchronous_commit = off")
         if create:
             self.create_tables()
