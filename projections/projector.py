@@ -375,10 +375,13 @@ def _rebuild_share(url: DatabaseUrl, names: list[str]) -> None:
 
 
 def bulk(db: Db, on: bool) -> None:
-    """SQLite settings for a rebuild: a large page cache, rarer WAL checkpoints."""
+    """SQLite settings for a rebuild: a large page cache, rarer WAL checkpoints; after it,
+    the write-ahead log is emptied into the database (readers slow down behind a long one)."""
     if db.url.is_sqlite and db.url.path is not None:
         db.execute(f"PRAGMA cache_size = {-1048576 if on else -2000}")  # KiB: 1 GiB
         db.execute(f"PRAGMA wal_autocheckpoint = {20000 if on else 1000}")
+        if not on:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @contextmanager
