@@ -39,6 +39,7 @@ from projections.view import Handler, View
 TRACKING = "v_tracking"
 REVISIONS = "v_revisions"
 REBUILD_BATCH = 20000  # events per transaction while rebuilding
+REBUILD_ROWS = 100_000  # rows each view may keep cached between a rebuild's batches
 VIEW_CLASSES: tuple[type[View], ...] = (
     CurrentView,
     VersionsView,
@@ -291,10 +292,15 @@ class Projector:
                 self._drop(cur, view)
         self.create_tables(views, indexes=False)
         bulk(self.db, True)
+        for view in views:
+            view.rows.capacity = REBUILD_ROWS
         try:
             with _collector_paused():
                 return self._replay(views, self._jobs(jobs), progress)
         finally:
+            for view in views:
+                view.rows.capacity = Rows.capacity
+                view.rows.forget()
             bulk(self.db, False)
             self.create_indexes(views)
 
@@ -366,6 +372,8 @@ def _rebuild_share(url: DatabaseUrl, names: list[str]) -> None:
     db = url.connect()
     try:
         views = [cls() for cls in VIEW_CLASSES if cls.name in names]
+        for view in views:
+            view.rows.capacity = REBUILD_ROWS
         projector = Projector(db, EventLog(db), default_mapper(), views, create=False)
         bulk(db, True)
         with _collector_paused():

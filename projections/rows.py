@@ -88,7 +88,9 @@ class Table:
 class Rows:
     """The rows of one view's tables (name -> primary key columns)."""
 
-    capacity = 200_000  # cached rows kept between batches
+    # Rows kept between batches. Kept small: every cached row is an object the garbage
+    # collector walks, which slows down everything else the process allocates.
+    capacity = 5_000
 
     def __init__(self, keys: Mapping[str, tuple[str, ...]]) -> None:
         self.keys = dict(keys)

@@ -136,3 +136,13 @@ def test_a_failed_batch_leaves_the_table_unchanged(db: Db) -> None:
         raise RuntimeError("boom")
     rows.forget()
     assert stored(db, "one") == []
+
+
+def test_rows_beyond_the_capacity_are_forgotten_at_the_flush(db: Db) -> None:
+    rows = Rows(KEYS)
+    rows.capacity = 3
+    batch(db, rows, lambda r: [r.put("one", {"id": str(i)}) for i in range(3)])
+    assert len(rows.tables["one"].cached) == 3
+    batch(db, rows, lambda r: r.put("one", {"id": "3"}))
+    assert not rows.tables["one"].cached
+    assert len(stored(db, "one")) == 4
