@@ -103,6 +103,19 @@ def load_version_cert(version: Version) -> x509.Certificate:
     return x509.load_der_x509_certificate(base64.b64decode(version.cert_der))
 
 
+def _signing(algorithm: str, digest: bytes, field: str) -> tuple[str, hashes.HashAlgorithm]:
+    """The key family and hash of a Key Vault signing algorithm, for a digest of its size."""
+    spec = SIGN_ALGORITHMS.get(algorithm)
+    if spec is None:
+        raise BadParameter(f"alg: unsupported signing algorithm {algorithm!r}")
+    family, hash_alg = spec
+    if len(digest) != hash_alg.digest_size:
+        raise BadParameter(
+            f"{field}: a {algorithm} digest is {hash_alg.digest_size} bytes, not {len(digest)}"
+        )
+    return family, hash_alg
+
+
 class Ledger(Application[UUID]):
     """Commands on certificates, issuers and access grants."""
 
@@ -539,14 +552,7 @@ class Ledger(Application[UUID]):
     ) -> tuple[bytes, Version]:
         """Sign a digest with the certificate's key; the key never leaves custody."""
         v = self.operable_version(ctx, name, version, "key")
-        spec = SIGN_ALGORITHMS.get(algorithm)
-        if spec is None:
-            raise BadParameter(f"alg: unsupported signing algorithm {algorithm!r}")
-        family, hash_alg = spec
-        if len(digest) != hash_alg.digest_size:
-            raise BadParameter(
-                f"value: a {algorithm} digest is {hash_alg.digest_size} bytes, not {len(digest)}"
-            )
+        family, hash_alg = _signing(algorithm, digest, "value")
         assert v.key_id is not None
         key = self.custody.signer(v.key_id)
         prehashed = utils.Prehashed(hash_alg)
@@ -582,14 +588,7 @@ class Ledger(Application[UUID]):
         from ledger.pki.signature import verify_digest
 
         v = self.operable_version(ctx, name, version, "key")
-        spec = SIGN_ALGORITHMS.get(algorithm)
-        if spec is None:
-            raise BadParameter(f"alg: unsupported signing algorithm {algorithm!r}")
-        family, hash_alg = spec
-        if len(digest) != hash_alg.digest_size:
-            raise BadParameter(
-                f"digest: a {algorithm} digest is {hash_alg.digest_size} bytes, not {len(digest)}"
-            )
+        family, hash_alg = _signing(algorithm, digest, "digest")
         assert v.public_key_pem is not None
         public = serialization.load_pem_public_key(v.public_key_pem.encode())
         return verify_digest(public, family, hash_alg, digest, signature)

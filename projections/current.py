@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from projections.rows import Rows
-from projections.view import View, at, cid, iso, iso_of, js, js_of, on
+from projections.view import View, at, cid, iso, iso_of, js, js_of, on, staged
 
 T = "v_current"
 S = "v_current_staged"
@@ -53,8 +53,8 @@ class CurrentView(View):
 
     @on("Certificate.OperationOpened")
     def opened(self, rows: Rows, e: Any) -> None:
-        staged = {"cert_id": cid(e), "version": e.version, "issuer": e.issuer_name}
-        rows.put(S, {**staged, "enabled": 1, "tags": js(e.tags)}, new=True)
+        version = {"cert_id": cid(e), "version": e.version, "issuer": e.issuer_name}
+        rows.put(S, {**version, "enabled": 1, "tags": js(e.tags)}, new=True)
         row = rows.get(T, cid(e))
         if row is not None and row["state"] in ("new", "purged"):
             rows.patch(T, (cid(e),), state="pending")
@@ -90,10 +90,8 @@ class CurrentView(View):
 
     @on("Certificate.VersionPromoted")
     def promoted(self, rows: Rows, e: Any) -> None:
-        staged = rows.get(S, cid(e), e.version)
-        if staged is None:
-            raise LookupError(f"version {e.version} of {cid(e)} was promoted but never staged")
-        values = {k: staged[k] for k in STAGED}
+        facts = staged(rows, S, e)
+        values = {k: facts[k] for k in STAGED}
         rows.patch(T, (cid(e),), **values, version=e.version, state="active", updated=at(e))
         rows.delete(S, cid(e), e.version)
 

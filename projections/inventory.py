@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from projections.rows import Rows
-from projections.view import View, cid, iso_of, on
+from projections.view import View, cid, iso_of, on, staged
 from projections.x509facts import x509_facts
 
 T = "v_inventory"
@@ -81,14 +81,12 @@ class InventoryView(View):
 
     @on("Certificate.VersionPromoted")
     def promoted(self, rows: Rows, e: Any) -> None:
-        staged = rows.get(S, cid(e), e.version)
-        if staged is None:
-            raise LookupError(f"version {e.version} of {cid(e)} was promoted but never staged")
-        facts = {k: staged[k] for k in FACTS}
+        row = staged(rows, S, e)
+        facts = {k: row[k] for k in FACTS}
         facts["issuer_key"] = (facts["issuer"] or "").lower()
         rows.patch(T, (cid(e),), **facts, version=e.version, listed=1, enabled=1)
         rows.delete_where(SANS, cid(e))
-        for san in json.loads(staged["sans"] or "[]"):
+        for san in json.loads(row["sans"] or "[]"):
             rows.put(SANS, {"cert_id": cid(e), "san": san})
         rows.delete(S, cid(e), e.version)
 

@@ -64,6 +64,14 @@ def cid(event: Any) -> str:
     return found
 
 
+def staged(rows: Rows, table: str, event: Any) -> dict[str, Any]:
+    """The staging row of the event's version, which a promotion needs."""
+    row = rows.get(table, cid(event), event.version)
+    if row is None:
+        raise LookupError(f"version {event.version} of {cid(event)} was promoted but never staged")
+    return row
+
+
 class View:
     """A read model.
 

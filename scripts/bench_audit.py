@@ -40,6 +40,7 @@ from pathlib import Path
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
+from synthetic import bench_policy
 
 from ledger.application import Ledger
 from ledger.audit.verifier import default_jobs
@@ -89,16 +90,7 @@ def new_ledger(home: Path, leaves: bool) -> Ledger:
 def templates(home: Path, certificates: int = 8) -> list[list[StoredEvent]]:
     """Real stored events: the histories of a few self-signed certificates."""
     ledger = open_at(home)
-    policy = policy_from_options(
-        subject="CN=bench.example",
-        sans=["bench.example"],
-        kty="EC",
-        size=None,
-        curve="P-256",
-        validity_months=12,
-        issuer="Self",
-        content_type=None,
-    )
+    policy = bench_policy()
     worker = Worker(ledger)
     streams = []
     for i in range(certificates):

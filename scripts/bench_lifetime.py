@@ -27,12 +27,12 @@ from pathlib import Path
 from threading import Thread
 from typing import Any
 
-from synthetic import generate
+from synthetic import bench_policy, generate
 
 from ledger.bootstrap import open_ledger
 from ledger.domain.context import Ctx
 from ledger.domain.notification import Notification
-from ledger.domain.policy import CertificatePolicy, policy_from_options
+from ledger.domain.policy import CertificatePolicy
 from ledger.lifetime.settings import LifetimeSettings
 from ledger.notify.message import cloud_event_body
 from ledger.settings import Settings, WorkerSettings
@@ -53,19 +53,6 @@ class Clock:
         return datetime.now(UTC) + self.offset
 
 
-def policy() -> Any:
-    return policy_from_options(
-        subject="CN=bench.example",
-        sans=["bench.example"],
-        kty="EC",
-        size=None,
-        curve="P-256",
-        validity_months=12,
-        issuer="Self",
-        content_type=None,
-    )
-
-
 def renewal_vs_creation(home: Path, count: int) -> tuple[float, float]:
     clock = Clock()
     settings = replace(
@@ -76,7 +63,7 @@ def renewal_vs_creation(home: Path, count: int) -> tuple[float, float]:
     try:
         start = time.perf_counter()
         for i in range(count):
-            ledger.create_certificate(CTX, f"r-{i:05d}", policy())
+            ledger.create_certificate(CTX, f"r-{i:05d}", bench_policy())
         while worker.run_once():
             pass
         created = time.perf_counter() - start
@@ -155,7 +142,7 @@ def delivery(home: Path, count: int) -> dict[str, float]:
     ledger = open_ledger(settings, clock=clock)
     worker = Worker(ledger, QUIET)
     try:
-        data = policy().to_kv_json()
+        data = bench_policy().to_kv_json()
         data["lifetime_actions"] = []
         quiet_policy = CertificatePolicy.from_kv_json(data)
         for i in range(count):

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from ledger.application import Ledger
 from ledger.domain.certificate import Certificate, X509Facts
 from ledger.domain.context import Ctx
-from ledger.domain.policy import policy_from_options
+from ledger.domain.policy import CertificatePolicy, policy_from_options
 from ledger.pki import generate_private_key, self_signed, x5t
 from ledger.profile import profile_from_policy
 
@@ -37,9 +37,9 @@ def add_self_signed_version(cert: Certificate, pem: str, facts: X509Facts) -> No
     cert.promote(CTX)
 
 
-def sample_facts() -> tuple[str, X509Facts]:
-    """One real certificate (public facts only) shared by the synthetic versions."""
-    policy = policy_from_options(
+def bench_policy() -> CertificatePolicy:
+    """The policy of the benchmarks' certificates: self-signed EC P-256, 12 months."""
+    return policy_from_options(
         subject="CN=bench.example",
         sans=["bench.example"],
         kty="EC",
@@ -49,36 +49,16 @@ def sample_facts() -> tuple[str, X509Facts]:
         issuer="Self",
         content_type=None,
     )
-    key = generate_private_key("EC", None, "P-256")
-    cert = self_signed(key, profile_from_policy(policy), now=datetime.now(UTC))
-    pem = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    facts = X509Facts(
-        cert_der=base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode(),
-        chain_der=[],
-        x5t=x5t(cert),
-        serial=format(cert.serial_number, "x"),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-    )
-    return pem, facts
+
+
+def sample_facts() -> tuple[str, X509Facts]:
+    """One real certificate (public facts only) shared by the synthetic versions."""
+    return _version_facts(bench_policy(), datetime.now(UTC))
 
 
 def generate(ledger: Ledger, certs: int, offset: int = 0, batch: int = 500) -> int:
     """Write `certs` certificates, two versions each, in bulk; returns the events written."""
-    policy = policy_from_options(
-        subject="CN=bench.example",
-        sans=["bench.example"],
-        kty="EC",
-        size=None,
-        curve="P-256",
-        validity_months=12,
-        issuer="Self",
-        content_type=None,
-    )
+    policy = bench_policy()
     pem, facts = sample_facts()
     written = 0
     for start in range(offset, offset + certs, batch):

@@ -302,7 +302,30 @@ def _not_exportable(key_id: str) -> KeyNotExportable:
     )
 
 
-class HsmRsaKey(rsa.RSAPrivateKey):
+_K = TypeVar("_K", bound="_OnToken")
+
+
+class _OnToken:
+    """What every key on the token shares: no private bytes, and copies are the key."""
+
+    key_id: str
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        raise _not_exportable(self.key_id)
+
+    def __copy__(self: _K) -> _K:
+        return self
+
+    def __deepcopy__(self: _K, memo: dict[int, Any]) -> _K:
+        return self
+
+
+class HsmRsaKey(_OnToken, rsa.RSAPrivateKey):
     """An RSA private key on the token: signs there, never yields its private numbers."""
 
     def __init__(self, token: Pkcs11Token, key_id: str, public: rsa.RSAPublicKey) -> None:
@@ -370,22 +393,8 @@ class HsmRsaKey(rsa.RSAPrivateKey):
     def private_numbers(self) -> rsa.RSAPrivateNumbers:
         raise _not_exportable(self.key_id)
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise _not_exportable(self.key_id)
 
-    def __copy__(self) -> HsmRsaKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> HsmRsaKey:
-        return self
-
-
-class HsmEcKey(ec.EllipticCurvePrivateKey):
+class HsmEcKey(_OnToken, ec.EllipticCurvePrivateKey):
     """An EC private key on the token: ECDSA there (digest made here), no private value."""
 
     def __init__(self, token: Pkcs11Token, key_id: str, public: ec.EllipticCurvePublicKey) -> None:
@@ -427,20 +436,6 @@ class HsmEcKey(ec.EllipticCurvePrivateKey):
 
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         raise _not_exportable(self.key_id)
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        raise _not_exportable(self.key_id)
-
-    def __copy__(self) -> HsmEcKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> HsmEcKey:
-        return self
 
 
 _PKCS1v15 = padding.PKCS1v15
