@@ -8,30 +8,29 @@ from projections.rows import Rows
 from projections.view import View, at, cid, iso_of, js, on
 
 T = "v_managed"
-KINDS = ("key", "secret")
 
 
 class ManagedView(View):
-    """Two rows per version (key, secret); addressable once the version is promoted."""
+    """One row per version for its key and secret (they share every attribute);
+    addressable once the version is promoted."""
 
     name = "managed"
-    keys = {T: ("cert_id", "version", "kind")}
+    revision = 2  # was a row per kind
+    keys = {T: ("cert_id", "version")}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
-        " cert_id TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,"
+        " cert_id TEXT NOT NULL, version TEXT NOT NULL,"
         " addressable INTEGER NOT NULL, kty TEXT, key_size INTEGER, crv TEXT,"
         " public_key_pem TEXT, content_type TEXT, exportable INTEGER, enabled INTEGER NOT NULL,"
         " nbf TEXT, exp TEXT, tags TEXT, created TEXT NOT NULL, updated TEXT NOT NULL,"
-        " PRIMARY KEY (cert_id, version, kind))",
+        " PRIMARY KEY (cert_id, version))",
     )
 
     def _set(self, rows: Rows, e: Any, **values: Any) -> None:
-        for kind in KINDS:
-            rows.patch(T, (cid(e), e.version, kind), **values)
+        rows.patch(T, (cid(e), e.version), **values)
 
     def _rows(self, rows: Rows, e: Any, **values: Any) -> None:
-        for kind in KINDS:
-            rows.put(T, {"cert_id": cid(e), "version": e.version, "kind": kind, **values}, new=True)
+        rows.put(T, {"cert_id": cid(e), "version": e.version, **values}, new=True)
 
     @on("Certificate.OperationOpened")
     def opened(self, rows: Rows, e: Any) -> None:
@@ -99,10 +98,9 @@ class ManagedView(View):
 
     @on("Certificate.OperationCancelled", "Certificate.OperationFailed")
     def abandoned(self, rows: Rows, e: Any) -> None:
-        for kind in KINDS:
-            row = rows.get(T, cid(e), e.version, kind)
-            if row is not None and not row["addressable"]:
-                rows.delete(T, cid(e), e.version, kind)
+        row = rows.get(T, cid(e), e.version)
+        if row is not None and not row["addressable"]:
+            rows.delete(T, cid(e), e.version)
 
     @on("Certificate.Purged")
     def purged(self, rows: Rows, e: Any) -> None:

@@ -290,8 +290,8 @@ class Queries:
         rows = self.db.execute(
             "SELECT version, kty, key_size, crv, public_key_pem, content_type, enabled, nbf, exp,"
             " tags, created, updated FROM v_managed WHERE cert_id = ? AND version = ?"
-            " AND kind = ? AND addressable = 1",
-            [cert.cert_id, version or "", kind],
+            " AND addressable = 1",
+            [cert.cert_id, version or ""],
         )
         if not rows:
             raise NotFound(f"{kind} {name!r} has no version {version!r}")

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import orjson
+
 from ledger.database import Cursor
 from projections.rows import Rows
 
@@ -51,9 +53,13 @@ def js_of(event: Any, field: str) -> str:
 
 
 def js(value: Any) -> str:
+    """Compact JSON with sorted keys, as orjson writes it (non-ASCII text as it is)."""
     if not value and type(value) in (dict, list, tuple):
         return "{}" if type(value) is dict else "[]"
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # what orjson cannot write (lone surrogates, huge integers)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def cid(event: Any) -> str:

@@ -19,6 +19,7 @@ from ledger.domain.errors import Forbidden, NotFound
 from ledger.pki import generate_private_key, make_ca, sign_csr
 from ledger.profile import profile_from_policy
 from ledger.worker import Worker
+from projections.decode import FastMapper
 from projections.projector import Projector
 from projections.queries import Queries
 from projections.source import EventLog, default_mapper
@@ -213,8 +214,14 @@ def test_the_event_log_reads_what_the_recorder_reads(
     theirs = ledger.recorder.select_notifications(start=3, limit=1000)
     assert len(ours) == len(theirs) > 30
     assert ours == theirs
+    quick = FastMapper(mapper)
     for n in ours:
-        assert vars(mapper.to_domain_event(n)) == vars(ledger.mapper.to_domain_event(n))
+        expected = vars(ledger.mapper.to_domain_event(n))
+        assert vars(mapper.to_domain_event(n)) == expected
+        fast_event = quick.to_domain_event(n)
+        assert type(fast_event) is type(ledger.mapper.to_domain_event(n))
+        assert vars(fast_event) == expected
+        assert [type(v) for v in vars(fast_event).values()] == [type(v) for v in expected.values()]
 
 
 def test_one_view_rebuilds_alone(
