@@ -83,6 +83,7 @@ def _set_due(row: Row) -> None:
 
 class LifetimeView(View):
     name = "lifetime"
+    cost = 23
     keys = {T: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("

@@ -71,6 +71,7 @@ _ABSENT = object()
 
 class LineageView(View):
     name = "lineage"
+    cost = 26
     keys = {T: ("cert_id", "version"), P: ("fingerprint",), H: ("cert_id",)}
     revision = 2
     schema = (

@@ -13,6 +13,7 @@ IN_PROGRESS_DETAILS = "Pending certificate created. Certificate request is in pr
 
 class OperationsView(View):
     name = "operations"
+    cost = 22
     keys = {T: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("

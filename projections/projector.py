@@ -284,8 +284,8 @@ class Projector:
         With `jobs` > 1 (default: 2 on a multi-core machine, for a database other
         processes can open), the views are shared out between this process and `jobs - 1`
         others, each reading the log once.
-        Secondary indexes are built once at the end, which is faster than keeping them up
-        to date row by row.
+        Secondary indexes are built once at the end (by the process that filled the view),
+        which is faster than keeping them up to date row by row.
         """
         views = self.select(names)
         with self._lock, self.db.transaction() as cur:
@@ -322,6 +322,7 @@ class Projector:
         try:
             names_here = [v.name for v in groups[0]]
             read = self.catch_up(names_here, batch_size=REBUILD_BATCH, progress=progress)
+            self.create_indexes(groups[0])  # while the others finish theirs
         finally:
             for process in others:
                 process.join()
@@ -358,13 +359,13 @@ class Projector:
 
 
 def share_out(views: Sequence[View], jobs: int) -> list[list[View]]:
-    """Views in at most `jobs` groups of about equal work (handlers as the measure)."""
+    """Views in at most `jobs` groups of about equal work (`View.cost`)."""
     groups: list[list[View]] = [[] for _ in range(min(jobs, len(views)) or 1)]
     load = [0] * len(groups)
-    for view in sorted(views, key=lambda v: -len(v.handlers)):
+    for view in sorted(views, key=lambda v: -v.cost):
         lightest = load.index(min(load))
         groups[lightest].append(view)
-        load[lightest] += len(view.handlers)
+        load[lightest] += view.cost
     return [g for g in groups if g]
 
 
@@ -379,6 +380,7 @@ def _rebuild_share(url: DatabaseUrl, names: list[str]) -> None:
         bulk(db, True)
         with _collector_paused():
             projector.catch_up(batch_size=REBUILD_BATCH)
+        projector.create_indexes(views)
     finally:
         db.close()
 

@@ -90,6 +90,9 @@ class View:
     schema: ClassVar[tuple[str, ...]]
     keys: ClassVar[dict[str, tuple[str, ...]]]
     revision: ClassVar[int] = 1
+    # Relative work of a rebuild (tenths of a second per 240,000 events, as
+    # `scripts/bench_projections.py --per-view` measures it), to share views out.
+    cost: ClassVar[int] = 1
     handlers: ClassVar[dict[str, Handler]]
 
     def __init__(self) -> None:

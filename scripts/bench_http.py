@@ -5,6 +5,8 @@ Issuance: EC P-256 certificates signed by a CA, with C concurrent clients (keep-
   cfssl:      POST /api/v1/cfssl/newcert (key, CSR and signature in one request)
 Reads: GET /certificates/{name} on certledger beside POST /api/v1/cfssl/info (the CA
 certificate) on cfssl, the nearest read it serves.
+Ceiling: the same three issuance requests answered by uvicorn from canned bodies
+(`http_ceiling.py`, in one and two processes), the most this HTTP stack serves here.
 
     python scripts/bench_http.py [--certs 400] [--reads 2000] [--clients 8]
 """
@@ -202,6 +204,61 @@ def bench_cfssl(folder: Path, clients_n: int, certs: int, reads: int) -> tuple[f
         process.wait(timeout=10)
 
 
+# -- the stack's ceiling ----------------------------------------------------------
+
+
+def bench_ceiling(folder: Path, clients_n: int, certs: int, workers: int) -> float:
+    """Issuances/s of `http_ceiling.py` (canned answers) under uvicorn, same TLS, same clients."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(__file__).parent),
+            "http_ceiling:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--ssl-keyfile",
+            str(folder / "tls-key.pem"),
+            "--ssl-certfile",
+            str(folder / "tls.pem"),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    clients: list[Client] = []
+    try:
+        wait_port(port, process, "uvicorn")
+        context = ssl.create_default_context(cafile=str(folder / "ca.pem"))
+        clients = [Client(port, context) for _ in range(clients_n)]
+
+        def issue(client: Client, i: int) -> None:
+            name = f"bench-{i}"
+            status, op = client.call("POST", f"/certificates/{name}/create?{API}", {"policy": {}})
+            assert status == 202 and op["status"] == "inProgress", op
+            status, op = client.call("GET", f"/certificates/{name}/pending?{API}")
+            assert op["status"] == "completed", op
+            status, cert = client.call("GET", f"/certificates/{name}?{API}")
+            assert status == 200 and cert["cer"], cert
+
+        run_clients(clients, clients_n * 4, issue)  # warm-up
+        return certs / run_clients(clients, certs, issue)
+    finally:
+        for client in clients:
+            client.conn.close()
+        process.terminate()
+        process.wait(timeout=10)
+
+
 # -- certledger ----------------------------------------------------------------
 
 
@@ -292,6 +349,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     (work / "cfssl").mkdir(exist_ok=True)
     cf_issue, cf_read = bench_cfssl(work / "cfssl", args.clients, args.certs, args.reads)
+    ceilings = [(w, bench_ceiling(work / "cfssl", args.clients, args.certs, w)) for w in (1, 2)]
     cl_issue, cl_read = bench_certledger(work / "home", args.clients, args.certs, args.reads)
     print(f"{args.clients} clients, HTTPS keep-alive, EC P-256 signed by a CA")
     print(f"{'':28}{'cfssl serve':>14}{'certledger':>14}{'ratio':>8}")
@@ -300,6 +358,13 @@ def main() -> None:
         ("reads (requests/s)", cf_read, cl_read),
     ):
         print(f"{label:28}{theirs:14.1f}{ours:14.1f}{ours / theirs:8.2f}")
+    for workers, rate in ceilings:
+        label = f"ceiling, {workers} process(es)"
+        print(f"{label:28}{cf_issue:14.1f}{rate:14.1f}{rate / cf_issue:8.2f}")
+    print(
+        "ceiling: uvicorn answering the same three requests from canned bodies"
+        " (no key, signature, event or database): the most this stack serves here"
+    )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from ledger.bootstrap import open_ledger, open_views
 from ledger.domain.certificate import Certificate
 from ledger.domain.context import Ctx
 from ledger.settings import Settings
+from projections.projector import VIEW_CLASSES, Projector
+from projections.source import EventLog
 
 CTX = Ctx("bench")
 
@@ -43,6 +45,23 @@ def raw_select_seconds(ledger: Ledger) -> float:
             break
         position = rows[-1].id
     return time.perf_counter() - start
+
+
+def per_view(ledger: Ledger, events: int) -> None:
+    """Each view rebuilt alone in one process, reading only the events it handles: its time
+    less the time of reading the log alone is its cost (`View.cost`, in tenths of a second
+    per 240,000 events)."""
+    db = ledger.settings.database.connect()
+    log = EventLog(db)
+    raw = raw_select_seconds(ledger)
+    for cls in VIEW_CLASSES:
+        projector = Projector(db, log, ledger.mapper, [cls()])
+        start = time.perf_counter()
+        projector.rebuild(jobs=1)
+        took = time.perf_counter() - start
+        cost = max(0.0, took - raw) * 10 * 240_000 / events
+        print(f"  {cls.name:<14} {took:6.2f} s  cost {cost:5.1f}  (View.cost {cls.cost})")
+    db.close()
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -117,6 +136,9 @@ def main() -> None:
     parser.add_argument("--lag-samples", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=2, help="processes for the second rebuild")
     parser.add_argument("--dir", help="where temporary ledgers go (default: the temp dir)")
+    parser.add_argument(
+        "--per-view", action="store_true", help="also rebuild each view alone (View.cost)"
+    )
     args = parser.parse_args()
     backends = [("sqlite", None)] + ([("postgresql", args.pg)] if args.pg else [])
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -141,6 +163,8 @@ def main() -> None:
                     f" ({events / raw:,.0f} events/s); ratio {took / raw:.1f}x"
                     f" ({took / first:.1f}x to the first raw SELECT)"
                 )
+            if args.per_view:
+                per_view(ledger, events)
             projector.db.close()
             p50, p99 = live_lag(ledger, args.lag_samples)
             print(f"live lag commit->view: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
