@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from eventsourcing.persistence import (
@@ -29,6 +30,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
 from ledger.audit.store import AUDIT_SCHEMA, append_leaves, audit_schema, write_stream_labels
+from ledger.database import write_gate
 from ledger.keys.store import CustodyRow, custody_schema, write_custody_rows
 from ledger.notify.outbox import OutboxWrite, write_outbox_rows
 
@@ -77,6 +79,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             # Before any connection is made (the factory makes the recorder, then tables).
             datastore.pool.__class__ = StatementCachingPool
         super().__init__(datastore, events_table_name)
+        pool = datastore.pool
+        self._gate: AbstractContextManager[Any] = (
+            nullcontext() if pool.is_sqlite_memory_mode else write_gate(pool.db_name)
+        )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self._gate:  # queue behind this process's other writers (`write_gate`)
+            return super().insert_events(stored_events, **kwargs)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
