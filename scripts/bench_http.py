@@ -6,7 +6,9 @@ Issuance: EC P-256 certificates signed by a CA, with C concurrent clients (keep-
 Reads: GET /certificates/{name} on certledger beside POST /api/v1/cfssl/info (the CA
 certificate) on cfssl, the nearest read it serves.
 Ceiling: the same three issuance requests answered by uvicorn from canned bodies
-(`http_ceiling.py`, in one and two processes), the most this HTTP stack serves here.
+(`http_ceiling.py`, in one and two processes), the most this HTTP stack serves here; and
+certledger's own CPU per certificate through its Python API without HTTP, the most its
+work allows per core.
 
     python scripts/bench_http.py [--certs 400] [--reads 2000] [--clients 8]
 """
@@ -259,6 +261,51 @@ def bench_ceiling(folder: Path, clients_n: int, certs: int, workers: int) -> flo
         process.wait(timeout=10)
 
 
+# -- certledger's own work, without HTTP -------------------------------------------
+
+
+def bench_in_process(home: Path, certs: int) -> float:
+    """CPU seconds per certificate of the same issuance through the Python API in one
+    thread: create, the worker's LocalCA order and promotion, the views caught up, the
+    certificate read from them. No HTTP, no waiting: the ledger's own work."""
+    from ledger.bootstrap import open_ledger, open_views
+    from ledger.domain.context import Ctx
+    from ledger.domain.policy import CertificatePolicy
+    from ledger.settings import Settings
+    from ledger.worker import Worker
+
+    ledger = open_ledger(Settings.resolve(home=home, database_url=None, environ={}))
+    ctx = Ctx(ledger.settings.principal)
+    ledger.set_issuer(ctx, "bench-ca", provider="LocalCA")
+    projector, queries = open_views(ledger)
+    worker = Worker(ledger)
+
+    def issue(i: int) -> None:
+        name = f"bench-{i}"
+        policy = CertificatePolicy.from_kv_json(
+            {
+                "key_props": {"kty": "EC", "crv": "P-256", "exportable": True},
+                "x509_props": {"subject": f"CN={name}.example"},
+                "issuer": {"name": "bench-ca"},
+            }
+        )
+        ledger.create_certificate(ctx, name, policy)
+        worker.run_once()
+        projector.catch_up()
+        assert queries.certificate(name)["cer"]
+
+    try:
+        for i in range(20):  # warm-up
+            issue(10**6 + i)
+        start = time.process_time()
+        for i in range(certs):
+            issue(i)
+        return (time.process_time() - start) / certs
+    finally:
+        projector.db.close()
+        ledger.close()
+
+
 # -- certledger ----------------------------------------------------------------
 
 
@@ -351,6 +398,7 @@ def main() -> None:
     cf_issue, cf_read = bench_cfssl(work / "cfssl", args.clients, args.certs, args.reads)
     ceilings = [(w, bench_ceiling(work / "cfssl", args.clients, args.certs, w)) for w in (1, 2)]
     cl_issue, cl_read = bench_certledger(work / "home", args.clients, args.certs, args.reads)
+    cpu = bench_in_process(work / "in-process", args.certs)
     print(f"{args.clients} clients, HTTPS keep-alive, EC P-256 signed by a CA")
     print(f"{'':28}{'cfssl serve':>14}{'certledger':>14}{'ratio':>8}")
     for label, theirs, ours in (
@@ -364,6 +412,13 @@ def main() -> None:
     print(
         "ceiling: uvicorn answering the same three requests from canned bodies"
         " (no key, signature, event or database): the most this stack serves here"
+    )
+    cores = os.cpu_count() or 1
+    print(
+        f"certledger's own work, no HTTP (create, LocalCA order, views, read), one thread:"
+        f" {cpu * 1000:.2f} ms CPU per certificate, at most {1 / cpu:,.0f} certificates/s"
+        f" per core, {cores / cpu:,.0f}/s on all {cores} cores"
+        f" ({cores / cpu / cf_issue:.2f}x cfssl)"
     )
 
 

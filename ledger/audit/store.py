@@ -404,13 +404,39 @@ class SqliteAuditStore(StoredTree):
     ) -> Iterator[list[tuple[str, int, str, bytes]]]:
         """Stored events in recording order, between rowids `first` and `last` (inclusive):
         (stored id, version, topic, state). Used inside `snapshot()`."""
+        bounds = (-(2**63) if first is None else first, 2**63 - 1 if last is None else last)
         cursor = self._db.execute(
             f"SELECT originator_id, originator_version, topic, state FROM {self._events}"
             " WHERE rowid >= ? AND rowid <= ? ORDER BY rowid",
-            (-(2**63) if first is None else first, 2**63 - 1 if last is None else last),
+            bounds,
+        )
+        done = 0
+        try:
+            while rows := cursor.fetchmany(batch):
+                done += len(rows)
+                yield rows
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
+            # Text that is not UTF-8 (written around the ledger): read the rest as bytes,
+            # decoded with replacement characters, so its leaf no longer matches and the
+            # verifier names the position instead of stopping here.
+            yield from self._iter_events_as_bytes(bounds, done, batch)
+
+    def _iter_events_as_bytes(
+        self, bounds: tuple[int, int], skip: int, batch: int
+    ) -> Iterator[list[tuple[str, int, str, bytes]]]:
+        cursor = self._db.execute(
+            f"SELECT CAST(originator_id AS BLOB), originator_version, CAST(topic AS BLOB), state"
+            f" FROM {self._events} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid"
+            " LIMIT -1 OFFSET ?",
+            (*bounds, skip),
         )
         while rows := cursor.fetchmany(batch):
-            yield rows
+            yield [
+                (_text(stream), version, _text(topic), state)
+                for stream, version, topic, state in rows
+            ]
 
     def stream_at(self, position: int) -> str | None:
         """The stream of the event stored at `position` in recording order (rowid order)."""
@@ -495,6 +521,11 @@ class SqliteAuditStore(StoredTree):
                 raise
         self.fill_nodes(count)
         return count
+
+
+def _text(value: Any) -> Any:
+    """A column read as bytes, as text (invalid UTF-8 replaced); other types as they are."""
+    return bytes(value).decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 @contextmanager

@@ -330,6 +330,7 @@ def test_one_changed_byte_is_found(history: sqlite3.Connection, reopen: Reopen) 
     [
         "state = CAST(state AS TEXT)",  # the same bytes as another type
         "topic = CAST(topic AS BLOB)",
+        "topic = CAST(CAST(topic AS BLOB) || X'FF' AS TEXT)",  # text that is not UTF-8
         "topic = 7",
         "originator_version = 4.5",
     ],
@@ -342,7 +343,7 @@ def test_a_column_given_another_type_is_found(
         f"UPDATE stored_events SET {change} WHERE rowid = ?", (rowid_of(history, "beta", 4),)
     )
     report = reopen().audit.verify()
-    if "CAST" in change:
+    if change.endswith(("AS TEXT)", "AS BLOB)")) and "X'" not in change:
         assert report.ok  # a leaf commits to the bytes, whatever type holds them
         return
     position, message = failed(report)
