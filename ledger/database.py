@@ -38,6 +38,13 @@ def write_gate(path: Path | str) -> threading.RLock:
         return gate
 
 
+def _tuples(rows: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows as tuples (both drivers give tuples already unless told otherwise)."""
+    if not rows or type(rows[0]) is tuple:
+        return rows
+    return [tuple(r) for r in rows]
+
+
 def _writes(sql: str) -> bool:
     return sql.lstrip()[:7].upper().startswith(_WRITES)
 
@@ -179,8 +186,7 @@ class Db:
             writes = self._writes[sql] = _writes(sql)
         with self._gate if writes else nullcontext(), self._lock:
             cur = self._conn.execute(self._sql(sql), tuple(params))
-            rows = cur.fetchall() if cur.description else []
-            return [tuple(r) for r in rows]
+            return _tuples(cur.fetchall()) if cur.description else []
 
     def columns(self, table: str) -> tuple[str, ...]:
         """The table's column names, in order."""
@@ -248,7 +254,7 @@ class Cursor:
         self._cursor.execute(self._db._sql(sql), tuple(params))
         if self._cursor.description is None:
             return []
-        return [tuple(r) for r in self._cursor.fetchall()]
+        return _tuples(self._cursor.fetchall())
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Execute a statement whose rows are not wanted."""
