@@ -40,14 +40,22 @@ def report_checkpoint(state: State) -> Checkpoint:
     )
 
 
-def _views(state: State, at: PointInTime, names: tuple[str, ...]) -> ViewsAt:
-    from ledger.reports.run import ViewsAt, views_position
-
+def _views(state: State, at: PointInTime, names: tuple[str, ...]) -> tuple[ViewsAt, Checkpoint]:
+    """The views the report reads, and the checkpoint it states: signed first, since
+    signing the first checkpoint stores an event (the log's key), which the views then
+    include, so that the views stand where the checkpoint does."""
     if names:
         for name in names:
             state.authorize_read("get", f"certificates/{name}")
     else:
         state.authorize_read("list", "certificates")
+    checkpoint = report_checkpoint(state)
+    return _views_at(state, at, names), checkpoint
+
+
+def _views_at(state: State, at: PointInTime, names: tuple[str, ...]) -> ViewsAt:
+    from ledger.reports.run import ViewsAt, views_position
+
     if at.is_now:
         db = state.queries.db  # caught up with the log first
         return ViewsAt(db, views_position(db), datetime.now(UTC))
@@ -138,11 +146,11 @@ def lineage(
     """
     from ledger.reports.run import build_report
 
-    views = _views(state, at, names)
+    views, checkpoint = _views(state, at, names)
     built = build_report(
         "lineage",
         views,
-        lambda: report_checkpoint(state),
+        lambda: checkpoint,
         names=list(names) or None,
         lines=fmt == "json",
     )
@@ -178,10 +186,8 @@ def compliance(
     from ledger.reports.run import build_report
 
     rules = load_rules(rules_file)
-    views = _views(state, at, ())
-    built = build_report(
-        "compliance", views, lambda: report_checkpoint(state), rules=rules, lines=fmt == "json"
-    )
+    views, checkpoint = _views(state, at, ())
+    built = build_report("compliance", views, lambda: checkpoint, rules=rules, lines=fmt == "json")
     _emit(state, built, fmt, out, timeline_limit)
 
 

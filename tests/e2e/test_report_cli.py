@@ -205,6 +205,9 @@ def test_compliance_csv_and_json(cli: Run, built: Built, tmp_path: Path) -> None
 
 def test_as_of_gives_the_report_made_then(cli: Run, built: Built) -> None:
     then = json.loads(built.then.read_text())
+    # The ledger's first report signed its first checkpoint (storing the log's key event):
+    # the views it read stand where that checkpoint does.
+    assert then["log_position"] == then["checkpoint"]["tree_size"]
     as_of = then["report_time"]  # the moment that report was made
     result = cli("report", "lineage", "web", "--as-of", as_of, "--format", "json")
     past = json.loads(result.stdout)
