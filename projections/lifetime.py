@@ -95,8 +95,8 @@ class LifetimeView(View):
         f"CREATE INDEX IF NOT EXISTS {T}_exp ON {T} (exp)",
     )
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, suffix: str = "") -> None:
+        super().__init__(suffix=suffix)
         self.rows.prepare[T] = _set_due
 
     @staticmethod

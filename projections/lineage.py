@@ -89,8 +89,8 @@ class LineageView(View):
         f"CREATE TABLE IF NOT EXISTS {H} (cert_id TEXT PRIMARY KEY, policy_hash TEXT)",
     )
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, suffix: str = "") -> None:
+        super().__init__(suffix=suffix)
         # Recently seen policies, parsed; the table is the truth, this only saves parsing.
         self._policies: OrderedDict[str, dict[str, Any]] = OrderedDict()
 

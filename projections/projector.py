@@ -38,6 +38,8 @@ from projections.versions import VersionsView
 from projections.view import Handler, View
 
 TRACKING = "v_tracking"
+REBUILDING = "v_rebuilding"  # positions of a rebuild's new tables
+NEW = "__new"  # suffix of the tables a rebuild fills before they replace the live ones
 REVISIONS = "v_revisions"
 REBUILD_BATCH = 20000  # events per transaction while rebuilding
 REBUILD_ROWS = 100_000  # rows each view may keep cached between a rebuild's batches
@@ -86,8 +88,10 @@ class Projector:
         views: Sequence[View] | None = None,
         *,
         create: bool = True,
+        tracking: str = TRACKING,
     ) -> None:
         self.db = db
+        self.tracking = tracking
         self.recorder = recorder
         self.mapper = fast(mapper)  # the same events, parsed faster
         self.views = list(views) if views is not None else [cls() for cls in VIEW_CLASSES]
@@ -164,7 +168,7 @@ class Projector:
         return [self.by_name[n] for n in names]
 
     def positions(self) -> dict[str, int]:
-        rows = self.db.execute(f"SELECT view, position FROM {TRACKING}")
+        rows = self.db.execute(f"SELECT view, position FROM {self.tracking}")
         return {str(name): int(pos) for name, pos in rows}
 
     def head(self) -> int:
@@ -247,7 +251,7 @@ class Projector:
             with self.db.transaction() as cur:
                 lock = "" if self.db.url.is_sqlite else " FOR UPDATE"
                 found = cur.execute(
-                    f"SELECT view, position FROM {TRACKING} WHERE view IN"
+                    f"SELECT view, position FROM {self.tracking} WHERE view IN"
                     f" ({', '.join('?' for _ in live)}){lock}",
                     [v.name for v in live],
                 )
@@ -257,7 +261,7 @@ class Projector:
                         for view in live:
                             view.rows.flush(cur)
                         cur.executemany(
-                            f"UPDATE {TRACKING} SET position = ? WHERE view = ?",
+                            f"UPDATE {self.tracking} SET position = ? WHERE view = ?",
                             [(last, v.name) for v in live],
                         )
         except BaseException:
@@ -279,37 +283,57 @@ class Projector:
         progress: Progress | None = None,
         jobs: int | None = None,
     ) -> int:
-        """Drop the views' tables and replay the whole log into them.
+        """Replay the whole log into new tables, then put them in place of the views' own.
 
-        With `jobs` > 1 (default: 2 on a multi-core machine, for a database other
-        processes can open), the views are shared out between this process and `jobs - 1`
-        others, each reading the log once.
-        Secondary indexes are built once at the end (by the process that filled the view),
-        which is faster than keeping them up to date row by row.
+        The views go on answering (and following the log) meanwhile: one transaction swaps
+        the tables and positions at the end, and the views then catch up with what came
+        during the rebuild. With `jobs` > 1 (default: 2 on a multi-core machine, for a
+        database other processes can open), the views are shared out between this process
+        and `jobs - 1` others, each reading the log once. Secondary indexes are built after
+        the swap, which is faster than keeping them up to date row by row. One rebuild of a
+        view at a time.
         """
         views = self.select(names)
-        with self._lock, self.db.transaction() as cur:
-            for view in views:
-                self._drop(cur, view)
-        self.create_tables(views, indexes=False)
+        fresh = [type(v)(suffix=NEW) for v in views]
+        self._create_new(fresh)
         bulk(self.db, True)
-        for view in views:
-            view.rows.capacity = REBUILD_ROWS
         try:
             with _collector_paused():
-                return self._replay(views, self._jobs(jobs), progress)
+                read = self._replay(fresh, self._jobs(jobs), progress)
+            self._swap(views)
         finally:
-            for view in views:
-                view.rows.capacity = Rows.capacity
-                view.rows.forget()
             bulk(self.db, False)
-            self.create_indexes(views)
+        self.create_indexes(views)
+        return read
 
-    def _replay(self, views: list[View], jobs: int, progress: Progress | None) -> int:
-        groups = share_out(views, jobs)
+    def _create_new(self, fresh: list[View]) -> None:
+        """Empty new tables for a rebuild, at position 0 (left-overs of a broken one go)."""
+        with self.db.transaction() as cur:
+            cur.lock_schema()
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {REBUILDING} ("
+                " view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+            for view in fresh:
+                for table in view.tables:
+                    cur.execute(f"DROP TABLE IF EXISTS {table}{NEW}")
+                for statement in view.table_ddl(NEW):
+                    cur.execute(statement)
+                cur.execute(
+                    f"INSERT INTO {REBUILDING} (view, position) VALUES (?, 0)"
+                    " ON CONFLICT (view) DO UPDATE SET position = 0",
+                    [view.name],
+                )
+
+    def _replay(self, fresh: list[View], jobs: int, progress: Progress | None) -> int:
+        for view in fresh:
+            view.rows.capacity = REBUILD_ROWS
+        groups = share_out(fresh, jobs)
+        here = Projector(
+            self.db, self.recorder, self.mapper, groups[0], create=False, tracking=REBUILDING
+        )
         if len(groups) == 1:
-            names_all = [v.name for v in views]
-            return self.catch_up(names_all, batch_size=REBUILD_BATCH, progress=progress)
+            return here.catch_up(batch_size=REBUILD_BATCH, progress=progress)
         context: Any = multiprocessing.get_context(
             "fork" if threading.active_count() == 1 else "forkserver"
         )
@@ -320,9 +344,7 @@ class Projector:
         for process in others:
             process.start()
         try:
-            names_here = [v.name for v in groups[0]]
-            read = self.catch_up(names_here, batch_size=REBUILD_BATCH, progress=progress)
-            self.create_indexes(groups[0])  # while the others finish theirs
+            read = here.catch_up(batch_size=REBUILD_BATCH, progress=progress)
         finally:
             for process in others:
                 process.join()
@@ -330,6 +352,36 @@ class Projector:
         if failed:
             raise RuntimeError(f"a rebuilding process failed (exit codes {failed})")
         return read
+
+    def _swap(self, views: list[View]) -> None:
+        """In one transaction: the rebuilt tables replace the views' tables, and the views'
+        positions become the rebuild's."""
+        names = [v.name for v in views]
+        marks = ", ".join("?" for _ in names)
+        with self._lock, self.db.transaction() as cur:
+            cur.lock_schema()
+            select = f"SELECT view, position FROM {REBUILDING} WHERE view IN ({marks})"
+            reached = dict(cur.execute(select, names))
+            for view in views:
+                for table in view.tables:
+                    cur.execute(f"DROP TABLE IF EXISTS {table}")
+                    cur.execute(f"ALTER TABLE {table}{NEW} RENAME TO {table}")
+                    if not self.db.url.is_sqlite:  # the primary key's index keeps its name
+                        cur.execute(f"ALTER INDEX {table}{NEW}_pkey RENAME TO {table}_pkey")
+                cur.execute(
+                    f"INSERT INTO {TRACKING} (view, position) VALUES (?, ?)"
+                    " ON CONFLICT (view) DO UPDATE SET position = excluded.position",
+                    [view.name, int(reached[view.name])],
+                )
+                cur.execute(
+                    f"INSERT INTO {REVISIONS} (view, revision) VALUES (?, ?)"
+                    " ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
+                    [view.name, view.revision],
+                )
+            cur.execute(f"DELETE FROM {REBUILDING} WHERE view IN ({marks})", names)
+            for view in views:
+                view.rows.forget()  # the tables under the cache changed
+                self._written.pop(view.name, None)
 
     def _jobs(self, jobs: int | None) -> int:
         if self.db.url.is_sqlite and self.db.url.path is None:
@@ -370,17 +422,18 @@ def share_out(views: Sequence[View], jobs: int) -> list[list[View]]:
 
 
 def _rebuild_share(url: DatabaseUrl, names: list[str]) -> None:
-    """In another process: catch up these (freshly emptied) views from the log."""
+    """In another process: fill these views' new tables from the log."""
     db = url.connect()
     try:
-        views = [cls() for cls in VIEW_CLASSES if cls.name in names]
+        views = [cls(suffix=NEW) for cls in VIEW_CLASSES if cls.name in names]
         for view in views:
             view.rows.capacity = REBUILD_ROWS
-        projector = Projector(db, EventLog(db), default_mapper(), views, create=False)
+        projector = Projector(
+            db, EventLog(db), default_mapper(), views, create=False, tracking=REBUILDING
+        )
         bulk(db, True)
         with _collector_paused():
             projector.catch_up(batch_size=REBUILD_BATCH)
-        projector.create_indexes(views)
     finally:
         db.close()
 

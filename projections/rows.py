@@ -92,8 +92,9 @@ class Rows:
     # collector walks, which slows down everything else the process allocates.
     capacity = 5_000
 
-    def __init__(self, keys: Mapping[str, tuple[str, ...]]) -> None:
+    def __init__(self, keys: Mapping[str, tuple[str, ...]], suffix: str = "") -> None:
         self.keys = dict(keys)
+        self.suffix = suffix  # of the tables' names in the database (a rebuild's new tables)
         self.tables: dict[str, Table] = {}
         self.reader: Reader | None = None
         # per table: completes each changed row just before it is written
@@ -104,7 +105,8 @@ class Rows:
         self.reader = reader
         if not self.tables:
             for name, key in self.keys.items():
-                self.tables[name] = Table(name, key, reader.columns(name))
+                stored = name + self.suffix
+                self.tables[name] = Table(stored, key, reader.columns(stored))
 
     def get(self, table: str, *key: Any) -> Row | None:
         """The row with this primary key (a copy is not made: change it through `put`)."""
@@ -191,7 +193,7 @@ class Rows:
     def flush(self, cur: Cursor) -> None:
         """Write the batch's changes in the transaction of `cur`."""
         size = 0
-        for t in self.tables.values():
+        for name, t in self.tables.items():
             by_length: dict[int, list[Key]] = {}
             for prefix in t.cleared:
                 by_length.setdefault(len(prefix), []).append(prefix)
@@ -207,7 +209,7 @@ class Rows:
                 cur.executemany(t.insert_sql, [self._values(t, k) for k in sorted(added)])
             if t.dirty:
                 dirty = sorted(t.dirty)
-                prepare = self.prepare.get(t.name)
+                prepare = self.prepare.get(name)
                 if prepare is not None:
                     for key in dirty:
                         prepare(t.cached[key])  # type: ignore[arg-type]

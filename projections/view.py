@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -95,8 +96,11 @@ class View:
     cost: ClassVar[int] = 1
     handlers: ClassVar[dict[str, Handler]]
 
-    def __init__(self) -> None:
-        self.rows = Rows(self.keys)
+    def __init__(self, *, suffix: str = "") -> None:
+        """`suffix` names the tables this instance writes (a rebuild fills new tables,
+        `{table}{suffix}`, while the live ones go on serving)."""
+        self.suffix = suffix
+        self.rows = Rows(self.keys, suffix)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -109,6 +113,16 @@ class View:
     @property
     def tables(self) -> tuple[str, ...]:
         return tuple(self.keys)
+
+    def table_ddl(self, suffix: str = "") -> list[str]:
+        """The CREATE TABLE statements (no indexes), for tables named `{table}{suffix}`."""
+        found = []
+        for statement in self.schema:
+            if statement.lstrip().upper().startswith("CREATE TABLE"):
+                for table in self.tables:
+                    statement = re.sub(rf"\b{table}\b", table + suffix, statement)
+                found.append(statement)
+        return found
 
     @property
     def topics(self) -> frozenset[str]:

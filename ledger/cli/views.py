@@ -45,7 +45,8 @@ def status(state: State) -> None:
 )
 @pass_state
 def rebuild(state: State, names: tuple[str, ...], jobs: int | None) -> None:
-    """Drop views (default: all) and rebuild them from the whole event log.
+    """Rebuild views (default: all) from the whole event log, into new tables that
+    replace the views' own at the end: the views keep answering meanwhile.
 
     \b
     Example:

@@ -202,6 +202,45 @@ def test_rebuild_gives_the_same_rows_as_the_live_views(
     assert {s.lag for s in projector.status()} == {0}
 
 
+def test_the_views_answer_during_a_rebuild_and_catch_up_after_it(
+    ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries]
+) -> None:
+    projector, queries = views
+    scenario(ledger, make_policy)
+    projector.catch_up()
+    before = queries.certificate("web")
+    # The left-overs of a rebuild that broke off are replaced.
+    projector.db.execute("CREATE TABLE v_current__new (junk TEXT)")
+    seen: list[dict[str, Any]] = []
+
+    def midway(done: int, head: int) -> None:
+        # The new tables are filled; the live views still answer, and the log moves on.
+        seen.append(queries.certificate("web"))
+        ledger.create_certificate(CTX, "late", make_policy(issuer="Unknown"))
+        assert projector.catch_up() > 0  # the live views follow it meanwhile
+
+    projector.rebuild(jobs=1, progress=midway)
+    assert seen == [before]
+    assert projector.positions()["current"] < projector.head()  # the rebuild's position
+    projector.catch_up()
+    assert queries.operation("late")["status"] == "inProgress"
+    live = dump(projector)
+    projector.rebuild(jobs=1)
+    assert dump(projector) == live
+    tables = {t for v in projector.views for t in v.tables}
+    left = [
+        name
+        for (name,) in projector.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            if projector.db.url.is_sqlite
+            else "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        )
+        if name.endswith("__new")
+    ]
+    assert left == [] and tables
+    assert projector.db.execute("SELECT COUNT(*) FROM v_rebuilding") == [(0,)]
+
+
 def test_the_event_log_reads_what_the_recorder_reads(
     ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries]
 ) -> None:
