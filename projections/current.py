@@ -17,7 +17,6 @@ class CurrentView(View):
     """One row per name; a version's facts wait in a staging table until promotion."""
 
     name = "current"
-    cost = 22
     keys = {T: ("cert_id",), S: ("cert_id", "version")}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("

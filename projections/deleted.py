@@ -14,7 +14,6 @@ T = "v_deleted"
 
 class DeletedView(View):
     name = "deleted"
-    cost = 1
     keys = {T: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("

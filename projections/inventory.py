@@ -22,7 +22,6 @@ def describe(cert_der: str) -> dict[str, Any]:
 
 class InventoryView(View):
     name = "inventory"
-    cost = 22
     keys = {T: ("cert_id",), SANS: ("cert_id", "san"), S: ("cert_id", "version")}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("

@@ -83,7 +83,6 @@ def _set_due(row: Row) -> None:
 
 class LifetimeView(View):
     name = "lifetime"
-    cost = 23
     keys = {T: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("
@@ -95,8 +94,8 @@ class LifetimeView(View):
         f"CREATE INDEX IF NOT EXISTS {T}_exp ON {T} (exp)",
     )
 
-    def __init__(self, *, suffix: str = "") -> None:
-        super().__init__(suffix=suffix)
+    def __init__(self, *, suffix: str = "", track: str | None = None) -> None:
+        super().__init__(suffix=suffix, track=track)
         self.rows.prepare[T] = _set_due
 
     @staticmethod

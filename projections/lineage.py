@@ -71,7 +71,6 @@ _ABSENT = object()
 
 class LineageView(View):
     name = "lineage"
-    cost = 26
     keys = {T: ("cert_id", "version"), P: ("fingerprint",), H: ("cert_id",)}
     revision = 2
     schema = (
@@ -89,8 +88,8 @@ class LineageView(View):
         f"CREATE TABLE IF NOT EXISTS {H} (cert_id TEXT PRIMARY KEY, policy_hash TEXT)",
     )
 
-    def __init__(self, *, suffix: str = "") -> None:
-        super().__init__(suffix=suffix)
+    def __init__(self, *, suffix: str = "", track: str | None = None) -> None:
+        super().__init__(suffix=suffix, track=track)
         # Recently seen policies, parsed; the table is the truth, this only saves parsing.
         self._policies: OrderedDict[str, dict[str, Any]] = OrderedDict()
 

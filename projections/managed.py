@@ -15,7 +15,6 @@ class ManagedView(View):
     addressable once the version is promoted."""
 
     name = "managed"
-    cost = 25
     revision = 2  # was a row per kind
     keys = {T: ("cert_id", "version")}
     schema = (

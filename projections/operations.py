@@ -13,7 +13,6 @@ IN_PROGRESS_DETAILS = "Pending certificate created. Certificate request is in pr
 
 class OperationsView(View):
     name = "operations"
-    cost = 22
     keys = {T: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("

@@ -41,7 +41,7 @@ TRACKING = "v_tracking"
 REBUILDING = "v_rebuilding"  # positions of a rebuild's new tables
 NEW = "__new"  # suffix of the tables a rebuild fills before they replace the live ones
 REVISIONS = "v_revisions"
-REBUILD_BATCH = 20000  # events per transaction while rebuilding
+REBUILD_BATCH = 50_000  # events per transaction while rebuilding
 REBUILD_ROWS = 100_000  # rows each view may keep cached between a rebuild's batches
 VIEW_CLASSES: tuple[type[View], ...] = (
     CurrentView,
@@ -193,7 +193,7 @@ class Projector:
             head = self.head() if progress else 0
             while True:
                 positions = self.positions()
-                start = min(positions.get(v.name, 0) for v in views)
+                start = min(positions.get(v.track, 0) for v in views)
                 batch = self.recorder.select_notifications(start=start + 1, limit=batch_size)
                 if not batch:
                     return read
@@ -223,13 +223,13 @@ class Projector:
 
         `positions` are the views' positions read before the batch was selected.
         """
-        live = [v for v in views if positions[v.name] < last]
+        live = [v for v in views if positions[v.track] < last]
         if not live:
             return True
         routes: dict[str, list[tuple[Handler, View, Rows, int]]] = {}
         for view in live:
-            seen = positions[view.name]
-            if self._written.get(view.name) != seen:
+            seen = positions[view.track]
+            if self._written.get(view.track) != seen:
                 view.rows.forget()  # another process moved the view: cached rows are stale
             view.rows.bind(self.db)
             for topic, handler in view.handlers.items():
@@ -244,7 +244,7 @@ class Projector:
                 # Rows read while another projector wrote may not fit these events: that
                 # is a lost race, not a fault, when the positions moved meanwhile.
                 now = self.positions()
-                if any(now[v.name] != positions[v.name] for v in live):
+                if any(now[v.track] != positions[v.track] for v in live):
                     moved = True
                     return False
                 raise
@@ -253,7 +253,7 @@ class Projector:
                 found = cur.execute(
                     f"SELECT view, position FROM {self.tracking} WHERE view IN"
                     f" ({', '.join('?' for _ in live)}){lock}",
-                    [v.name for v in live],
+                    [v.track for v in live],
                 )
                 moved = any(positions[str(name)] != int(pos) for name, pos in found)
                 if not moved:
@@ -262,7 +262,7 @@ class Projector:
                             view.rows.flush(cur)
                         cur.executemany(
                             f"UPDATE {self.tracking} SET position = ? WHERE view = ?",
-                            [(last, v.name) for v in live],
+                            [(last, v.track) for v in live],
                         )
         except BaseException:
             moved = True
@@ -271,9 +271,9 @@ class Projector:
             for view in live:
                 if moved:
                     view.rows.forget()  # the next round reads positions and rows again
-                    self._written.pop(view.name, None)
+                    self._written.pop(view.track, None)
                 else:
-                    self._written[view.name] = last
+                    self._written[view.track] = last
         return not moved
 
     def rebuild(
@@ -283,85 +283,84 @@ class Projector:
         progress: Progress | None = None,
         jobs: int | None = None,
     ) -> int:
-        """Replay the whole log into new tables, then put them in place of the views' own.
+        """Replay the log into new tables, then put them in place of the views' own.
 
         The views go on answering (and following the log) meanwhile: one transaction swaps
-        the tables and positions at the end, and the views then catch up with what came
-        during the rebuild. With `jobs` > 1 (default: 2 on a multi-core machine, for a
-        database other processes can open), the views are shared out between this process
-        and `jobs - 1` others, each reading the log once. Secondary indexes are built after
-        the swap, which is faster than keeping them up to date row by row. One rebuild of a
-        view at a time.
+        the tables in at the end, with the views' positions at the head of the log when the
+        rebuild began, and the views then catch up with what came since. With `jobs` > 1
+        (default: 2 on a multi-core machine, for a database other processes can open), the
+        log is shared out by stream between this process and `jobs - 1` others, each
+        applying its streams' events to every view. Secondary indexes are built after the
+        swap, which is faster than keeping them up to date row by row. One rebuild of a
+        view at a time. Returns the position of the log the views were rebuilt up to.
         """
         views = self.select(names)
-        fresh = [type(v)(suffix=NEW) for v in views]
-        self._create_new(fresh)
+        until = self.head()
+        shares = self._jobs(jobs)
+        self._create_new(views, shares)
         bulk(self.db, True)
         try:
             with _collector_paused():
-                read = self._replay(fresh, self._jobs(jobs), progress)
-            self._swap(views)
+                self._replay(views, until, shares, progress)
+            self._swap(views, until)
         finally:
             bulk(self.db, False)
         self.create_indexes(views)
-        return read
+        return until
 
-    def _create_new(self, fresh: list[View]) -> None:
-        """Empty new tables for a rebuild, at position 0 (left-overs of a broken one go)."""
+    def _create_new(self, views: list[View], shares: int) -> None:
+        """Empty new tables for a rebuild, at position 0 in each share (left-overs of a
+        broken one go)."""
         with self.db.transaction() as cur:
             cur.lock_schema()
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {REBUILDING} ("
                 " view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
             )
-            for view in fresh:
+            for view in views:
                 for table in view.tables:
                     cur.execute(f"DROP TABLE IF EXISTS {table}{NEW}")
                 for statement in view.table_ddl(NEW):
                     cur.execute(statement)
-                cur.execute(
-                    f"INSERT INTO {REBUILDING} (view, position) VALUES (?, 0)"
-                    " ON CONFLICT (view) DO UPDATE SET position = 0",
-                    [view.name],
+                cur.execute(f"DELETE FROM {REBUILDING} WHERE view LIKE ?", [f"{view.name}#%"])
+                cur.executemany(
+                    f"INSERT INTO {REBUILDING} (view, position) VALUES (?, 0)",
+                    [(_track(view.name, k),) for k in range(shares)],
                 )
 
-    def _replay(self, fresh: list[View], jobs: int, progress: Progress | None) -> int:
-        for view in fresh:
-            view.rows.capacity = REBUILD_ROWS
-        groups = share_out(fresh, jobs)
-        here = Projector(
-            self.db, self.recorder, self.mapper, groups[0], create=False, tracking=REBUILDING
-        )
-        if len(groups) == 1:
-            return here.catch_up(batch_size=REBUILD_BATCH, progress=progress)
+    def _replay(
+        self, views: list[View], until: int, shares: int, progress: Progress | None
+    ) -> None:
+        names = [v.name for v in views]
+        classes = [type(v) for v in views]
+        if shares == 1:
+            here = _share_projector(self.db, self.mapper, classes, until, (0, 1))
+            here.catch_up(batch_size=REBUILD_BATCH, progress=progress)
+            return
         context: Any = multiprocessing.get_context(
             "fork" if threading.active_count() == 1 else "forkserver"
         )
         others = [
-            context.Process(target=_rebuild_share, args=(self.db.url, [v.name for v in g]))
-            for g in groups[1:]
+            context.Process(target=_rebuild_share, args=(self.db.url, names, until, (k, shares)))
+            for k in range(1, shares)
         ]
         for process in others:
             process.start()
         try:
-            read = here.catch_up(batch_size=REBUILD_BATCH, progress=progress)
+            here = _share_projector(self.db, self.mapper, classes, until, (0, shares))
+            here.catch_up(batch_size=REBUILD_BATCH, progress=progress)
         finally:
             for process in others:
                 process.join()
         failed = [p.exitcode for p in others if p.exitcode != 0]
         if failed:
             raise RuntimeError(f"a rebuilding process failed (exit codes {failed})")
-        return read
 
-    def _swap(self, views: list[View]) -> None:
+    def _swap(self, views: list[View], until: int) -> None:
         """In one transaction: the rebuilt tables replace the views' tables, and the views'
-        positions become the rebuild's."""
-        names = [v.name for v in views]
-        marks = ", ".join("?" for _ in names)
+        positions become the rebuild's end."""
         with self._lock, self.db.transaction() as cur:
             cur.lock_schema()
-            select = f"SELECT view, position FROM {REBUILDING} WHERE view IN ({marks})"
-            reached = dict(cur.execute(select, names))
             for view in views:
                 for table in view.tables:
                     cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -371,14 +370,14 @@ class Projector:
                 cur.execute(
                     f"INSERT INTO {TRACKING} (view, position) VALUES (?, ?)"
                     " ON CONFLICT (view) DO UPDATE SET position = excluded.position",
-                    [view.name, int(reached[view.name])],
+                    [view.name, until],
                 )
                 cur.execute(
                     f"INSERT INTO {REVISIONS} (view, revision) VALUES (?, ?)"
                     " ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
                     [view.name, view.revision],
                 )
-            cur.execute(f"DELETE FROM {REBUILDING} WHERE view IN ({marks})", names)
+                cur.execute(f"DELETE FROM {REBUILDING} WHERE view LIKE ?", [f"{view.name}#%"])
             for view in views:
                 view.rows.forget()  # the tables under the cache changed
                 self._written.pop(view.name, None)
@@ -410,27 +409,27 @@ class Projector:
             waker.close()
 
 
-def share_out(views: Sequence[View], jobs: int) -> list[list[View]]:
-    """Views in at most `jobs` groups of about equal work (`View.cost`)."""
-    groups: list[list[View]] = [[] for _ in range(min(jobs, len(views)) or 1)]
-    load = [0] * len(groups)
-    for view in sorted(views, key=lambda v: -v.cost):
-        lightest = load.index(min(load))
-        groups[lightest].append(view)
-        load[lightest] += view.cost
-    return [g for g in groups if g]
+def _track(name: str, share: int) -> str:
+    return f"{name}#{share}"
 
 
-def _rebuild_share(url: DatabaseUrl, names: list[str]) -> None:
-    """In another process: fill these views' new tables from the log."""
+def _share_projector(
+    db: Db, mapper: Mapper[Any], classes: list[type[View]], until: int, share: tuple[int, int]
+) -> Projector:
+    """A projector filling the new tables of these views from one share of the log."""
+    views = [cls(suffix=NEW, track=_track(cls.name, share[0])) for cls in classes]
+    for view in views:
+        view.rows.capacity = REBUILD_ROWS
+    log = EventLog(db, until=until, share=share)
+    return Projector(db, log, mapper, views, create=False, tracking=REBUILDING)
+
+
+def _rebuild_share(url: DatabaseUrl, names: list[str], until: int, share: tuple[int, int]) -> None:
+    """In another process: fill these views' new tables from one share of the log."""
     db = url.connect()
     try:
-        views = [cls(suffix=NEW) for cls in VIEW_CLASSES if cls.name in names]
-        for view in views:
-            view.rows.capacity = REBUILD_ROWS
-        projector = Projector(
-            db, EventLog(db), default_mapper(), views, create=False, tracking=REBUILDING
-        )
+        classes = [cls for cls in VIEW_CLASSES if cls.name in names]
+        projector = _share_projector(db, default_mapper(), classes, until, share)
         bulk(db, True)
         with _collector_paused():
             projector.catch_up(batch_size=REBUILD_BATCH)

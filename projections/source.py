@@ -31,25 +31,45 @@ def default_mapper() -> Mapper[UUID]:
     return Mapper(transcoder=transcoder)
 
 
-class EventLog:
-    """Reads stored events in log order from the ledger's database."""
+HEX = "0123456789abcdef"
 
-    def __init__(self, db: Db) -> None:
+
+class EventLog:
+    """Reads stored events in log order from the ledger's database.
+
+    `until` stops the log at a position; `share=(k, n)` keeps only the events of the
+    streams in share k of n (by their id's first hex digit: every event of a stream falls
+    in one share), so that n processes can split a rebuild by stream.
+    """
+
+    def __init__(
+        self, db: Db, *, until: int | None = None, share: tuple[int, int] | None = None
+    ) -> None:
         self.db = db
+        self.until = until
+        n = share[1] if share else 1
         if db.url.is_sqlite:
-            self._select = (
-                "SELECT rowid, originator_id, originator_version, topic, state"
-                " FROM stored_events WHERE rowid >= ? ORDER BY rowid LIMIT ?"
-            )
+            position, stream, table = "rowid", "originator_id", "stored_events"
+            digit = f"instr('{HEX}', lower(substr({stream}, 1, 1))) - 1"
+            share_of = f"({digit}) % {int(n)}"
         else:
-            self._select = (
-                "SELECT notification_id, originator_id, originator_version, topic, state"
-                f' FROM "{db.url.schema}".ledger_events WHERE notification_id >= ?'
-                " ORDER BY notification_id LIMIT ?"
-            )
+            position, stream = "notification_id", "originator_id"
+            table = f'"{db.url.schema}".ledger_events'
+            digit = f"strpos('{HEX}', substr({stream}::text, 1, 1)) - 1"
+            share_of = f"mod({digit}, {int(n)})"
+        where = f"{position} >= ?"
+        if until is not None:
+            where += f" AND {position} <= {int(until)}"
+        if share is not None:
+            where += f" AND {share_of} = {int(share[0])}"
+        self._select = (
+            f"SELECT {position}, {stream}, originator_version, topic, state FROM {table}"
+            f" WHERE {where} ORDER BY {position} LIMIT ?"
+        )
 
     def max_notification_id(self) -> int:
-        return log_head(self.db)
+        head = log_head(self.db)
+        return head if self.until is None else min(head, self.until)
 
     def select_notifications(self, start: int, limit: int) -> Sequence[Notification]:
         rows: list[tuple[Any, ...]] = self.db.execute(self._select, [start, limit])

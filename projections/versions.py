@@ -13,7 +13,6 @@ G = "v_versions_gen"
 
 class VersionsView(View):
     name = "versions"
-    cost = 50
     keys = {T: ("cert_id", "version"), G: ("cert_id",)}
     schema = (
         f"CREATE TABLE IF NOT EXISTS {T} ("

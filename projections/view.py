@@ -91,15 +91,14 @@ class View:
     schema: ClassVar[tuple[str, ...]]
     keys: ClassVar[dict[str, tuple[str, ...]]]
     revision: ClassVar[int] = 1
-    # Relative work of a rebuild (tenths of a second per 240,000 events, as
-    # `scripts/bench_projections.py --per-view` measures it), to share views out.
-    cost: ClassVar[int] = 1
     handlers: ClassVar[dict[str, Handler]]
 
-    def __init__(self, *, suffix: str = "") -> None:
+    def __init__(self, *, suffix: str = "", track: str | None = None) -> None:
         """`suffix` names the tables this instance writes (a rebuild fills new tables,
-        `{table}{suffix}`, while the live ones go on serving)."""
+        `{table}{suffix}`, while the live ones go on serving); `track` names its position
+        (default: the view's name; a rebuild's share of the log has its own)."""
         self.suffix = suffix
+        self.track = track or self.name
         self.rows = Rows(self.keys, suffix)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -71,7 +71,7 @@ def rebuild(state: State, names: tuple[str, ...], jobs: int | None) -> None:
             read = projector.rebuild([v.name for v in views], progress=advance, jobs=jobs)
     else:
         read = projector.rebuild([v.name for v in views], jobs=jobs)
-    click.echo(f"rebuilt {len(views)} view(s) from {read} event(s)", err=True)
+    click.echo(f"rebuilt {len(views)} view(s) up to position {read} of the log", err=True)
 
 
 @projections.command("run")

@@ -263,6 +263,25 @@ def test_the_event_log_reads_what_the_recorder_reads(
         assert [type(v) for v in vars(fast_event).values()] == [type(v) for v in expected.values()]
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_the_log_shared_out_by_stream_is_the_whole_log_once(
+    ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries], n: int
+) -> None:
+    projector, _ = views
+    scenario(ledger, make_policy)
+    whole = EventLog(projector.db).select_notifications(1, 10_000)
+    until = whole[-3].id
+    shares = [
+        EventLog(projector.db, until=until, share=(k, n)).select_notifications(1, 10_000)
+        for k in range(n)
+    ]
+    assert sorted(e.id for share in shares for e in share) == [e.id for e in whole[:-2]]
+    streams = [{e.originator_id for e in share} for share in shares]
+    assert all(streams), "every share has streams in this history"
+    assert sum(len(s) for s in streams) == len(set().union(*streams))  # a stream in one share
+    assert EventLog(projector.db, until=until).max_notification_id() == until
+
+
 def test_one_view_rebuilds_alone(
     ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries]
 ) -> None:
