@@ -40,6 +40,7 @@ from projections.view import Handler, View
 TRACKING = "v_tracking"
 REBUILDING = "v_rebuilding"  # positions of a rebuild's new tables
 NEW = "__new"  # suffix of the tables a rebuild fills before they replace the live ones
+OLD = "__old"  # suffix of the tables they replaced, until dropped (SQLite)
 REVISIONS = "v_revisions"
 REBUILD_BATCH = 50_000  # events per transaction while rebuilding
 REBUILD_ROWS = 100_000  # rows each view may keep cached between a rebuild's batches
@@ -320,6 +321,7 @@ class Projector:
             for view in views:
                 for table in view.tables:
                     cur.execute(f"DROP TABLE IF EXISTS {table}{NEW}")
+                    cur.execute(f"DROP TABLE IF EXISTS {table}{OLD}")
                 for statement in view.table_ddl(NEW):
                     cur.execute(statement)
                 cur.execute(f"DELETE FROM {REBUILDING} WHERE view LIKE ?", [f"{view.name}#%"])
@@ -358,12 +360,25 @@ class Projector:
 
     def _swap(self, views: list[View], until: int) -> None:
         """In one transaction: the rebuilt tables replace the views' tables, and the views'
-        positions become the rebuild's end."""
+        positions become the rebuild's end.
+
+        On SQLite the replaced tables are renamed in the swap and dropped after it, one
+        transaction each: dropping a large table holds the file's write lock while it
+        frees every page, and the ledger's writers wait meanwhile."""
+        sqlite = self.db.url.is_sqlite
         with self._lock, self.db.transaction() as cur:
             cur.lock_schema()
             for view in views:
                 for table in view.tables:
-                    cur.execute(f"DROP TABLE IF EXISTS {table}")
+                    if sqlite:
+                        cur.execute(f"DROP TABLE IF EXISTS {table}{OLD}")
+                        if cur.execute(
+                            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            [table],
+                        ):
+                            cur.execute(f"ALTER TABLE {table} RENAME TO {table}{OLD}")
+                    else:
+                        cur.execute(f"DROP TABLE IF EXISTS {table}")
                     cur.execute(f"ALTER TABLE {table}{NEW} RENAME TO {table}")
                     if not self.db.url.is_sqlite:  # the primary key's index keeps its name
                         cur.execute(f"ALTER INDEX {table}{NEW}_pkey RENAME TO {table}_pkey")
@@ -381,6 +396,10 @@ class Projector:
             for view in views:
                 view.rows.forget()  # the tables under the cache changed
                 self._written.pop(view.name, None)
+        if sqlite:
+            for view in views:
+                for table in view.tables:
+                    self.db.execute(f"DROP TABLE IF EXISTS {table}{OLD}")
 
     def _jobs(self, jobs: int | None) -> int:
         if self.db.url.is_sqlite and self.db.url.path is None:
