@@ -21,6 +21,7 @@ SCHEMA_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 _GATES: dict[str, threading.RLock] = {}
 _GATES_LOCK = threading.Lock()
+_NO_GATE: AbstractContextManager[Any] = nullcontext()
 
 
 def write_gate(path: Path | str) -> threading.RLock:
@@ -150,8 +151,7 @@ class Db:
         self.url = url
         self._lock = threading.RLock()
         self._translated: dict[str, str] = {}
-        self._writes: dict[str, bool] = {}
-        self._gate: AbstractContextManager[Any] = nullcontext()
+        self._gate: AbstractContextManager[Any] = _NO_GATE
         self._conn: Any
         if url.is_sqlite and url.path is None:
             self._conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -181,10 +181,8 @@ class Db:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement outside a transaction; return its rows."""
-        writes = self._writes.get(sql)
-        if writes is None:
-            writes = self._writes[sql] = _writes(sql)
-        with self._gate if writes else nullcontext(), self._lock:
+        gated = self._gate is not _NO_GATE and _writes(sql)
+        with self._gate if gated else _NO_GATE, self._lock:
             cur = self._conn.execute(self._sql(sql), tuple(params))
             return _tuples(cur.fetchall()) if cur.description else []
 

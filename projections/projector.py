@@ -42,6 +42,10 @@ REBUILDING = "v_rebuilding"  # positions of a rebuild's new tables
 NEW = "__new"  # suffix of the tables a rebuild fills before they replace the live ones
 OLD = "__old"  # suffix of the tables they replaced, until dropped (SQLite)
 REVISIONS = "v_revisions"
+SET_REVISION = (
+    f"INSERT INTO {REVISIONS} (view, revision) VALUES (?, ?)"
+    " ON CONFLICT (view) DO UPDATE SET revision = excluded.revision"
+)
 REBUILD_BATCH = 50_000  # events per transaction while rebuilding
 REBUILD_ROWS = 100_000  # rows each view may keep cached between a rebuild's batches
 VIEW_CLASSES: tuple[type[View], ...] = (
@@ -138,11 +142,7 @@ class Projector:
                     " ON CONFLICT (view) DO NOTHING",
                     [view.name],
                 )
-                cur.execute(
-                    f"INSERT INTO {REVISIONS} (view, revision) VALUES (?, ?)"
-                    " ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
-                    [view.name, view.revision],
-                )
+                cur.execute(SET_REVISION, [view.name, view.revision])
 
     def create_indexes(self, views: Iterable[View]) -> None:
         with self.db.transaction() as cur:
@@ -371,27 +371,23 @@ class Projector:
             for view in views:
                 for table in view.tables:
                     if sqlite:
-                        cur.execute(f"DROP TABLE IF EXISTS {table}{OLD}")
                         if cur.execute(
                             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                             [table],
                         ):
                             cur.execute(f"ALTER TABLE {table} RENAME TO {table}{OLD}")
+                        cur.execute(f"ALTER TABLE {table}{NEW} RENAME TO {table}")
                     else:
                         cur.execute(f"DROP TABLE IF EXISTS {table}")
-                    cur.execute(f"ALTER TABLE {table}{NEW} RENAME TO {table}")
-                    if not self.db.url.is_sqlite:  # the primary key's index keeps its name
+                        cur.execute(f"ALTER TABLE {table}{NEW} RENAME TO {table}")
+                        # the primary key's index keeps its name
                         cur.execute(f"ALTER INDEX {table}{NEW}_pkey RENAME TO {table}_pkey")
                 cur.execute(
                     f"INSERT INTO {TRACKING} (view, position) VALUES (?, ?)"
                     " ON CONFLICT (view) DO UPDATE SET position = excluded.position",
                     [view.name, until],
                 )
-                cur.execute(
-                    f"INSERT INTO {REVISIONS} (view, revision) VALUES (?, ?)"
-                    " ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
-                    [view.name, view.revision],
-                )
+                cur.execute(SET_REVISION, [view.name, view.revision])
                 cur.execute(f"DELETE FROM {REBUILDING} WHERE view LIKE ?", [f"{view.name}#%"])
             for view in views:
                 view.rows.forget()  # the tables under the cache changed

@@ -35,21 +35,20 @@ def at(event: Any) -> str:
 
 def iso_of(event: Any, field: str) -> str | None:
     """`iso` of one of the event's times, computed once per event and field."""
-    key = "_iso_" + field
-    cached = event.__dict__
-    if key in cached:
-        return cached[key]  # type: ignore[no-any-return]
-    found = cached[key] = iso(getattr(event, field))
-    return found
+    return _once(event, "_iso_" + field, iso, field)  # type: ignore[no-any-return]
 
 
 def js_of(event: Any, field: str) -> str:
     """`js` of one of the event's fields, computed once per event and field."""
-    key = "_js_" + field
+    return _once(event, "_js_" + field, js, field)  # type: ignore[no-any-return]
+
+
+def _once(event: Any, key: str, convert: Callable[[Any], Any], field: str) -> Any:
+    """`convert` of the event's `field`, kept in the event under `key`."""
     cached = event.__dict__
     if key in cached:
-        return cached[key]  # type: ignore[no-any-return]
-    found = cached[key] = js(getattr(event, field))
+        return cached[key]
+    found = cached[key] = convert(getattr(event, field))
     return found
 
 
@@ -97,7 +96,6 @@ class View:
         """`suffix` names the tables this instance writes (a rebuild fills new tables,
         `{table}{suffix}`, while the live ones go on serving); `track` names its position
         (default: the view's name; a rebuild's share of the log has its own)."""
-        self.suffix = suffix
         self.track = track or self.name
         self.rows = Rows(self.keys, suffix)
 

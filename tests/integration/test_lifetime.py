@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -23,6 +22,7 @@ from ledger.worker import Worker
 from projections.lifetime import lifetime_facts
 from tests.integration.conftest import Clock, build_policy
 from tests.support.countingca import journal_lines
+from tests.support.race import race
 
 PROVIDERS = {"Counting": "tests.support.countingca:CountingProvider"}
 FAST = WorkerSettings(max_attempts=2, backoff=0.01, max_backoff=0.02, lease_seconds=5)
@@ -349,23 +349,7 @@ def test_two_workers_fire_each_trigger_once(open_at: Open, clock: Clock) -> None
     for name in names:
         workers[0].drive(name)
     move_to(clock, ledgers[0], names[0], 0.95)  # past 80% and within 30 days of expiry
-    start = threading.Barrier(2)
-    failures: list[BaseException] = []
-
-    def go(worker: Worker) -> None:
-        try:
-            start.wait()
-            for _ in range(8):
-                worker.run_once()
-        except BaseException as exc:  # surfaced below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=go, args=(w,)) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not failures
+    race(workers, rounds=8, timeout=120)
     for name in names:
         cert = ledgers[0].certificate(name)
         assert len(cert.completed_versions()) == 2, name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +20,7 @@ from ledger.settings import Settings, WorkerSettings
 from ledger.worker import WORKER, Worker
 from tests.integration.conftest import Clock, build_policy
 from tests.support.countingca import journal_lines
+from tests.support.race import race
 
 PROVIDERS = {"CERTLEDGER_PROVIDERS": "Counting=tests.support.countingca:CountingProvider"}
 # Short leases: a "crashed" worker of this process holds its lease until it lapses.
@@ -255,23 +255,7 @@ def test_two_workers_on_one_store_complete_each_operation_once(
         for name in names:
             ledgers[0].create_certificate(ctx, name, build_policy(issuer="counting"))
         workers = [Worker(led, WorkerSettings(lease_seconds=30)) for led in ledgers]
-        start = threading.Barrier(2)
-        failures: list[BaseException] = []
-
-        def run(worker: Worker) -> None:
-            try:
-                start.wait()
-                for _ in range(20):
-                    worker.run_once()
-            except BaseException as exc:  # surfaced below
-                failures.append(exc)
-
-        threads = [threading.Thread(target=run, args=(w,)) for w in workers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not failures
+        race(workers, rounds=20)
 
         for name in names:
             cert = ledgers[0].certificate(name)
@@ -297,23 +281,7 @@ def test_two_workers_racing_on_local_ca_orders_save_each_version_once(
         for name in names:
             ledgers[0].create_certificate(ctx, name, build_policy(issuer="local"))
         workers = [Worker(led) for led in ledgers]
-        start = threading.Barrier(2)
-        failures: list[BaseException] = []
-
-        def run(worker: Worker) -> None:
-            try:
-                start.wait()
-                for _ in range(10):
-                    worker.run_once()
-            except BaseException as exc:  # surfaced below
-                failures.append(exc)
-
-        threads = [threading.Thread(target=run, args=(w,)) for w in workers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not failures
+        race(workers, rounds=10)
         for name in names:
             cert = ledgers[0].certificate(name)
             assert cert.require_operation().status == "completed"
