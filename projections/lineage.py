@@ -148,6 +148,7 @@ class LineageView(View):
                 "validity_months": facts["validity_months"],
                 "actions": facts["actions"],
             },
+            least="first_seen",
         )
         self._remember(e.fingerprint, e.policy)
 

@@ -33,7 +33,7 @@ from projections.managed import ManagedView
 from projections.notifications import NotificationsView
 from projections.operations import OperationsView
 from projections.rows import Rows
-from projections.source import EventLog, default_mapper
+from projections.source import HEX, StreamShare, default_mapper
 from projections.versions import VersionsView
 from projections.view import Handler, View
 
@@ -66,7 +66,7 @@ Progress = Callable[[int, int], None]
 
 
 class Log(Protocol):
-    """What a projector reads: the application recorder, or an `EventLog`."""
+    """What a projector reads: the application recorder, an `EventLog` or a `StreamShare`."""
 
     def max_notification_id(self) -> int | None: ...
 
@@ -288,10 +288,11 @@ class Projector:
 
         The views go on answering (and following the log) meanwhile: one transaction swaps
         the tables in at the end, with the views' positions at the head of the log when the
-        rebuild began, and the views then catch up with what came since. With `jobs` > 1
-        (default: 2 on a multi-core machine, for a database other processes can open), the
-        log is shared out by stream between this process and `jobs - 1` others, each
-        applying its streams' events to every view. Secondary indexes are built after the
+        rebuild began, and the views then catch up with what came since. The log is read
+        stream by stream (`StreamShare`); with `jobs` > 1 (default: 2 on a multi-core
+        machine, for a database other processes can open; at most 16), its streams are
+        shared out between this process and `jobs - 1` others, each applying its streams'
+        events to every view. Secondary indexes are built after the
         swap, which is faster than keeping them up to date row by row. One rebuild of a
         view at a time. Returns the position of the log the views were rebuilt up to.
         """
@@ -335,9 +336,15 @@ class Projector:
     ) -> None:
         names = [v.name for v in views]
         classes = [type(v) for v in views]
+        shown: Progress | None = None
+        if progress is not None:
+            # this process's share, told as a part of the log
+            def shown(done: int, total: int) -> None:
+                progress(until * done // max(total, 1), until)
+
         if shares == 1:
             here = _share_projector(self.db, self.mapper, classes, until, (0, 1))
-            here.catch_up(batch_size=REBUILD_BATCH, progress=progress)
+            here.catch_up(batch_size=REBUILD_BATCH, progress=shown)
             return
         context: Any = multiprocessing.get_context(
             "fork" if threading.active_count() == 1 else "forkserver"
@@ -350,7 +357,7 @@ class Projector:
             process.start()
         try:
             here = _share_projector(self.db, self.mapper, classes, until, (0, shares))
-            here.catch_up(batch_size=REBUILD_BATCH, progress=progress)
+            here.catch_up(batch_size=REBUILD_BATCH, progress=shown)
         finally:
             for process in others:
                 process.join()
@@ -402,7 +409,7 @@ class Projector:
             return 1  # an in-memory database is this process's alone
         if jobs is None:
             jobs = min(2, os.cpu_count() or 1)
-        return max(1, jobs)
+        return max(1, min(jobs, len(HEX)))
 
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         """Read-your-writes: until every view has reached `position` (catching up here)."""
@@ -435,7 +442,7 @@ def _share_projector(
     views = [cls(suffix=NEW, track=_track(cls.name, share[0])) for cls in classes]
     for view in views:
         view.rows.capacity = REBUILD_ROWS
-    log = EventLog(db, until=until, share=share)
+    log = StreamShare(db, until=until, share=share)
     return Projector(db, log, mapper, views, create=False, tracking=REBUILDING)
 
 

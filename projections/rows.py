@@ -38,7 +38,7 @@ class Table:
         self.dirty: set[Key] = set()
         self.deleted: set[Key] = set()
         self.fresh: set[Key] = set()  # inserted in this batch, not in the database
-        self.added: set[Key] = set()  # inserted unless already stored
+        self.added: set[Key] = set()  # see Rows.add
         self.cleared: list[Key] = []  # prefixes deleted in the database at flush
         self.by_prefix: dict[Any, set[Key]] = {}  # first key column -> cached keys
         self.blank: Row = dict.fromkeys(columns)
@@ -63,8 +63,10 @@ class Table:
         )
         self.insert_sql = (
             f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({placeholders})"
-            f" ON CONFLICT ({', '.join(key)}) DO NOTHING"
+            f" ON CONFLICT ({', '.join(key)})"
         )
+        self.least: str | None = None  # see Rows.add
+        self.add_sql = self.insert_sql + " DO NOTHING"
         self.select_sql = f"SELECT {', '.join(columns)} FROM {name} WHERE " + " AND ".join(
             f"{k} = ?" for k in key
         )
@@ -141,15 +143,27 @@ class Rows:
             t.fresh.add(key)
         return full
 
-    def add(self, table: str, row: Mapping[str, Any]) -> None:
-        """Insert a row unless one with its key is already stored (which then stays)."""
+    def add(self, table: str, row: Mapping[str, Any], *, least: str) -> None:
+        """Insert a row; where one with its key is stored, it stays, but that its column
+        `least` takes the smaller value. Rows added in any order thus end the same."""
         t = self.tables[table]
         full = t.blank.copy()
         full.update(row)
         key = t.key_of(full)
-        if t.cached.get(key) is None:
+        known = t.cached.get(key)
+        if known is None:
             t.remember(key, full)
-            t.added.add(key)
+        elif full[least] < known[least]:
+            known[least] = full[least]
+        else:
+            return
+        t.added.add(key)
+        if t.least != least:
+            t.least = least
+            t.add_sql = (
+                f"{t.insert_sql} DO UPDATE SET {least} = excluded.{least}"
+                f" WHERE excluded.{least} < {t.name}.{least}"
+            )
 
     def patch(self, table: str, key: Key, **values: Any) -> Row | None:
         """Change some columns of an existing row; nothing when there is no such row."""
@@ -206,7 +220,7 @@ class Rows:
                 cur.executemany(t.delete_sql, sorted(t.deleted))
             added = t.added - t.dirty
             if added:
-                cur.executemany(t.insert_sql, [self._values(t, k) for k in sorted(added)])
+                cur.executemany(t.add_sql, [self._values(t, k) for k in sorted(added)])
             if t.dirty:
                 dirty = sorted(t.dirty)
                 prepare = self.prepare.get(name)

@@ -2,7 +2,8 @@
 
 `EventLog` answers the two questions a projector asks of the application recorder (the
 head position, and the notifications after a position) on a connection of its own, so that
-a process rebuilding views needs only the database URL.
+a process rebuilding views needs only the database URL. `StreamShare` reads a rebuild's share
+of the log stream by stream.
 """
 
 from __future__ import annotations
@@ -31,39 +32,21 @@ def default_mapper() -> Mapper[UUID]:
     return Mapper(transcoder=transcoder)
 
 
-HEX = "0123456789abcdef"
-
-
 class EventLog:
-    """Reads stored events in log order from the ledger's database.
+    """Reads stored events in log order from the ledger's database (up to `until`)."""
 
-    `until` stops the log at a position; `share=(k, n)` keeps only the events of the
-    streams in share k of n (by their id's first hex digit: every event of a stream falls
-    in one share), so that n processes can split a rebuild by stream.
-    """
-
-    def __init__(
-        self, db: Db, *, until: int | None = None, share: tuple[int, int] | None = None
-    ) -> None:
+    def __init__(self, db: Db, *, until: int | None = None) -> None:
         self.db = db
         self.until = until
-        n = share[1] if share else 1
         if db.url.is_sqlite:
-            position, stream, table = "rowid", "originator_id", "stored_events"
-            digit = f"instr('{HEX}', lower(substr({stream}, 1, 1))) - 1"
-            share_of = f"({digit}) % {int(n)}"
+            position, table = "rowid", "stored_events"
         else:
-            position, stream = "notification_id", "originator_id"
-            table = f'"{db.url.schema}".ledger_events'
-            digit = f"strpos('{HEX}', substr({stream}::text, 1, 1)) - 1"
-            share_of = f"mod({digit}, {int(n)})"
+            position, table = "notification_id", f'"{db.url.schema}".ledger_events'
         where = f"{position} >= ?"
         if until is not None:
             where += f" AND {position} <= {int(until)}"
-        if share is not None:
-            where += f" AND {share_of} = {int(share[0])}"
         self._select = (
-            f"SELECT {position}, {stream}, originator_version, topic, state FROM {table}"
+            f"SELECT {position}, originator_id, originator_version, topic, state FROM {table}"
             f" WHERE {where} ORDER BY {position} LIMIT ?"
         )
 
@@ -73,13 +56,73 @@ class EventLog:
 
     def select_notifications(self, start: int, limit: int) -> Sequence[Notification]:
         rows: list[tuple[Any, ...]] = self.db.execute(self._select, [start, limit])
-        return [
-            Notification(
-                id=position,
-                originator_id=stream if isinstance(stream, UUID) else UUID(stream),
-                originator_version=version,
-                topic=topic,
-                state=bytes(state),
-            )
-            for position, stream, version, topic, state in rows
-        ]
+        return [_notification(*row) for row in rows]
+
+
+HEX = "0123456789abcdef"
+
+
+class StreamShare:
+    """One share of the log up to position `until`, read stream by stream, for a rebuild.
+
+    A rebuild needs each stream's events in order, not the log's order across streams. Read
+    through the (stream, version) key, each stream's events come together: its rows are made
+    in one go and written in key order. Share k of n holds the streams whose id's first hex
+    digit is in the k-th of n ranges of 0-f, so that n processes can split a rebuild by stream.
+    Events are numbered 1, 2, ... in the order read (the numbers the rebuild tracks); the
+    share is read once, from the start.
+    """
+
+    def __init__(self, db: Db, *, until: int, share: tuple[int, int] = (0, 1)) -> None:
+        k, n = share
+        if not 0 <= k < n <= len(HEX):
+            raise ValueError(f"share {k} of {n}: need 0 <= k < n <= {len(HEX)}")
+        self.db = db
+        self.read = 0
+        self._total: int | None = None
+        low, high = HEX[len(HEX) * k // n], HEX[len(HEX) * (k + 1) // n :][:1]
+        if db.url.is_sqlite:  # ids are stored as 32 hex digits
+            position, table = "rowid", "stored_events"
+            first: Any = low
+            self._bounds: list[Any] = [high] if high else []
+        else:
+            position, table = "notification_id", f'"{db.url.schema}".ledger_events'
+            first = UUID(low + "0" * 31)
+            self._bounds = [UUID(high + "0" * 31)] if high else []
+        self._first = first
+        self._after: tuple[Any, int] = (first, 0)
+        where = f"{position} <= {int(until)}" + (" AND originator_id < ?" if high else "")
+        self._select = (
+            f"SELECT originator_id, originator_version, topic, state FROM {table}"
+            f" WHERE (originator_id, originator_version) > (?, ?) AND {where}"
+            " ORDER BY originator_id, originator_version LIMIT ?"
+        )
+        self._count = f"SELECT COUNT(*) FROM {table} WHERE originator_id >= ? AND {where}"
+
+    def max_notification_id(self) -> int:
+        """How many events the share holds."""
+        if self._total is None:
+            found = self.db.execute(self._count, [self._first, *self._bounds])
+            self._total = int(found[0][0])
+        return self._total
+
+    def select_notifications(self, start: int, limit: int) -> Sequence[Notification]:
+        if start != self.read + 1:
+            raise ValueError(f"a share is read once, in order: asked for {start} after {self.read}")
+        params = [*self._after, *self._bounds, limit]
+        rows: list[tuple[Any, ...]] = self.db.execute(self._select, params)
+        if rows:
+            self._after = (rows[-1][0], rows[-1][1])
+        found = [_notification(start + i, *row) for i, row in enumerate(rows)]
+        self.read += len(found)
+        return found
+
+
+def _notification(position: int, stream: Any, version: int, topic: str, state: Any) -> Notification:
+    return Notification(
+        id=position,
+        originator_id=stream if isinstance(stream, UUID) else UUID(stream),
+        originator_version=version,
+        topic=topic,
+        state=bytes(state),
+    )

@@ -39,9 +39,9 @@ def status(state: State) -> None:
 @click.argument("names", nargs=-1)
 @click.option(
     "--jobs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=16),
     default=None,
-    help="Processes sharing the views out (default: 2 on a multi-core machine).",
+    help="Processes sharing the log out by stream (default: 2 on a multi-core machine).",
 )
 @pass_state
 def rebuild(state: State, names: tuple[str, ...], jobs: int | None) -> None:

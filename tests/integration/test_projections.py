@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from eventsourcing.persistence import Notification
 from eventsourcing.projection import ApplicationSubscription
 
 from ledger.application import Ledger
@@ -22,7 +25,7 @@ from ledger.worker import Worker
 from projections.decode import FastMapper
 from projections.projector import Projector
 from projections.queries import Queries
-from projections.source import EventLog, default_mapper
+from projections.source import EventLog, StreamShare, default_mapper
 from tests.integration.conftest import PolicyFactory
 
 CTX = Ctx("admin")
@@ -202,6 +205,28 @@ def test_rebuild_gives_the_same_rows_as_the_live_views(
     assert {s.lag for s in projector.status()} == {0}
 
 
+def test_a_policy_first_seen_is_its_earliest_use_in_whatever_order_streams_are_read(
+    ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries]
+) -> None:
+    projector, _ = views
+    policy = make_policy(subject="CN=shared")
+    ledger.create_certificate(CTX, "first", policy)
+    first = ledger.certificate("first").id.hex
+    for i in range(30):  # until a later certificate's stream is read before the first's
+        ledger.create_certificate(CTX, f"later-{i}", policy)
+        if ledger.certificate(f"later-{i}").id.hex < first:
+            break
+    else:
+        pytest.fail("no stream id sorted before the first's")
+    projector.catch_up()
+    live = dump(projector)
+    ((seen,),) = projector.db.execute("SELECT first_seen FROM v_policies")
+    registered = dict(projector.db.execute("SELECT name, created FROM v_current"))
+    assert registered["first"] < seen < min(t for n, t in registered.items() if n != "first")
+    projector.rebuild(jobs=1)
+    assert dump(projector) == live
+
+
 def test_the_views_answer_during_a_rebuild_and_catch_up_after_it(
     ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries]
 ) -> None:
@@ -263,7 +288,14 @@ def test_the_event_log_reads_what_the_recorder_reads(
         assert [type(v) for v in vars(fast_event).values()] == [type(v) for v in expected.values()]
 
 
-@pytest.mark.parametrize("n", [2, 3])
+def read_share(share: StreamShare, batch: int) -> list[Notification]:
+    found: list[Notification] = []
+    while chunk := share.select_notifications(len(found) + 1, batch):
+        found.extend(chunk)
+    return found
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 16])
 def test_the_log_shared_out_by_stream_is_the_whole_log_once(
     ledger: Ledger, make_policy: PolicyFactory, views: tuple[Projector, Queries], n: int
 ) -> None:
@@ -271,15 +303,30 @@ def test_the_log_shared_out_by_stream_is_the_whole_log_once(
     scenario(ledger, make_policy)
     whole = EventLog(projector.db).select_notifications(1, 10_000)
     until = whole[-3].id
-    shares = [
-        EventLog(projector.db, until=until, share=(k, n)).select_notifications(1, 10_000)
-        for k in range(n)
-    ]
-    assert sorted(e.id for share in shares for e in share) == [e.id for e in whole[:-2]]
-    streams = [{e.originator_id for e in share} for share in shares]
-    assert all(streams), "every share has streams in this history"
-    assert sum(len(s) for s in streams) == len(set().union(*streams))  # a stream in one share
+    logs = [StreamShare(projector.db, until=until, share=(k, n)) for k in range(n)]
+    shares = [read_share(log, batch=7) for log in logs]
+    key = attrgetter("originator_id", "originator_version", "topic", "state")
+    assert sorted(map(key, whole[:-2])) == sorted(key(e) for s in shares for e in s)
+    for log, share in zip(logs, shares, strict=True):
+        assert [e.id for e in share] == list(range(1, len(share) + 1))
+        assert log.max_notification_id() == len(share)
+        streams = [e.originator_id for e in share]
+        # each stream's events together, in order
+        assert len(set(streams)) == len([s for s, _ in itertools.groupby(streams)])
+        assert [(e.originator_id, e.originator_version) for e in share] == sorted(
+            (e.originator_id, e.originator_version) for e in share
+        )
+    streams_of = [{e.originator_id for e in share} for share in shares]
+    assert sum(len(s) for s in streams_of) == len(set().union(*streams_of))  # one share each
+    assert sum(1 for s in streams_of if s) >= min(n, 2), "the streams are spread out"
     assert EventLog(projector.db, until=until).max_notification_id() == until
+    some = next(k for k, share in enumerate(shares) if share)
+    again = StreamShare(projector.db, until=until, share=(some, n))
+    assert again.select_notifications(1, 5)
+    with pytest.raises(ValueError, match="read once, in order"):
+        again.select_notifications(1, 5)
+    with pytest.raises(ValueError, match="share 2 of 2"):
+        StreamShare(projector.db, until=until, share=(2, 2))
 
 
 def test_one_view_rebuilds_alone(

@@ -102,11 +102,26 @@ def test_delete_where_removes_stored_and_cached_rows_of_a_prefix(db: Db) -> None
     assert stored(db, "many") == []
 
 
-def test_add_keeps_a_row_that_is_already_stored(db: Db) -> None:
-    db.execute("INSERT INTO one VALUES ('a', 'first', 1)")
+def test_add_keeps_a_stored_row_but_for_the_least_column(db: Db) -> None:
+    db.execute("INSERT INTO one VALUES ('a', 'first', 5), ('c', 'third', 5)")
     rows = Rows(KEYS)
-    batch(db, rows, lambda r: (r.add("one", {"id": "a", "name": "2nd"}), r.add("one", {"id": "b"})))
-    assert stored(db, "one") == [("a", "first", 1), ("b", None, None)]
+
+    def work(r: Rows) -> None:
+        r.add("one", {"id": "a", "name": "2nd", "n": 7}, least="n")  # stored 5 is less
+        r.add("one", {"id": "b", "n": 4}, least="n")
+        r.add("one", {"id": "b", "name": "later", "n": 3}, least="n")  # cached, less
+        r.add("one", {"id": "c", "name": "3rd", "n": 2}, least="n")  # stored, more
+
+    batch(db, rows, work)
+    assert stored(db, "one") == [("a", "first", 5), ("b", None, 3), ("c", "third", 2)]
+
+
+@pytest.mark.parametrize("order", [(1, 2, 3), (3, 1, 2), (2, 3, 1)])
+def test_rows_added_in_any_order_end_the_same(db: Db, order: tuple[int, ...]) -> None:
+    for n in order:  # each in a batch of its own, by a cache that forgets
+        rows = Rows(KEYS)
+        batch(db, rows, lambda r, n=n: r.add("one", {"id": "p", "name": "doc", "n": n}, least="n"))
+    assert stored(db, "one") == [("p", "doc", 1)]
 
 
 def test_prepare_completes_changed_rows_before_they_are_written(db: Db) -> None:
