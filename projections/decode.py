@@ -19,6 +19,8 @@ import orjson
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent, find_id_convertor
 from eventsourcing.utils import resolve_topic
 
+from projections.view import AT, CID
+
 TYPES: dict[str, Callable[[str], Any]] = {
     "uuid_hex": UUID,
     "decimal_str": Decimal,
@@ -44,15 +46,27 @@ class FastMapper(Mapper[UUID]):
 
     def __init__(self, mapper: Mapper[Any]) -> None:
         super().__init__(transcoder=mapper.transcoder)
+        self._stream: Any = None  # the last stream id met, and its text
+        self._stream_text = ""
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         cls = resolve_topic(stored_event.topic)
         try:
-            state: dict[str, Any] = _value(orjson.loads(stored_event.state))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raw = orjson.loads(stored_event.state)
+            stamp = raw.get("timestamp")
+            state: dict[str, Any] = _value(raw)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             return super().to_domain_event(stored_event)  # the library says what is wrong
         stream = stored_event.originator_id
         state["originator_id"] = find_id_convertor(cls, cast(Hashable, type(stream)))(stream)
+        # The views' text of the stream id and of the event's time, while at hand.
+        if stream != self._stream:
+            self._stream, self._stream_text = stream, str(stream)
+        state[CID] = self._stream_text
+        if type(stamp) is dict:
+            text = stamp["_data_"]
+            if len(text) == 32 and text[19] == "." and text.endswith("+00:00"):
+                state[AT] = text  # what `view.at` makes of this time
         state["originator_version"] = stored_event.originator_version
         class_version = getattr(cls, "class_version", 1)
         version = state.pop("class_version", 1)

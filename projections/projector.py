@@ -102,6 +102,7 @@ class Projector:
         self.views = list(views) if views is not None else [cls() for cls in VIEW_CLASSES]
         self.by_name = {v.name: v for v in self.views}
         self._handled = frozenset().union(*(v.topics for v in self.views))
+        self._qualnames: dict[str, str | None] = {}  # topic -> handled event name, or None
         self._lock = threading.Lock()
         self._written: dict[str, int] = {}  # position this projector last committed, by view
         # Views are rebuilt from the log at will: their commits need not wait for the disk
@@ -199,9 +200,12 @@ class Projector:
                 if not batch:
                     return read
                 events = []
+                names = self._qualnames
                 for n in batch:
-                    qualname = n.topic.partition(":")[2]
-                    if qualname in self._handled:
+                    qualname = names.get(n.topic, "")
+                    if qualname == "":
+                        qualname = names[n.topic] = self._qualname(n.topic)
+                    if qualname is not None:
                         events.append((n.id, qualname, self.mapper.to_domain_event(n)))
                 if not self._apply(views, events, batch[-1].id, positions):
                     continue  # another projector got there first
@@ -210,6 +214,12 @@ class Projector:
                     progress(batch[-1].id, max(head, batch[-1].id))
                 if len(batch) < batch_size:
                     return read
+
+    def _qualname(self, topic: str) -> str | None:
+        """`Certificate.X509Merged` of `ledger.domain.certificate:Certificate.X509Merged`,
+        when a view handles it."""
+        qualname = topic.partition(":")[2]
+        return qualname if qualname in self._handled else None
 
     def _apply(
         self,

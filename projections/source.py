@@ -56,7 +56,7 @@ class EventLog:
 
     def select_notifications(self, start: int, limit: int) -> Sequence[Notification]:
         rows: list[tuple[Any, ...]] = self.db.execute(self._select, [start, limit])
-        return [_notification(*row) for row in rows]
+        return _notifications(rows)
 
 
 HEX = "0123456789abcdef"
@@ -113,16 +113,31 @@ class StreamShare:
         rows: list[tuple[Any, ...]] = self.db.execute(self._select, params)
         if rows:
             self._after = (rows[-1][0], rows[-1][1])
-        found = [_notification(start + i, *row) for i, row in enumerate(rows)]
+        found = _notifications(rows, start)
         self.read += len(found)
         return found
 
 
-def _notification(position: int, stream: Any, version: int, topic: str, state: Any) -> Notification:
-    return Notification(
-        id=position,
-        originator_id=stream if isinstance(stream, UUID) else UUID(stream),
-        originator_version=version,
-        topic=topic,
-        state=bytes(state),
-    )
+def _notifications(rows: list[tuple[Any, ...]], first: int | None = None) -> list[Notification]:
+    """Rows of (position, stream, version, topic, state) as notifications; with `first`,
+    rows without the position, numbered from `first`. A stream's id is parsed once."""
+    ids: dict[Any, UUID] = {}
+    found: list[Notification] = []
+    for row in rows:
+        if first is None:
+            position, stream, version, topic, state = row
+        else:
+            (stream, version, topic, state), position = row, first + len(found)
+        uuid = ids.get(stream)
+        if uuid is None:
+            uuid = ids[stream] = stream if isinstance(stream, UUID) else UUID(stream)
+        found.append(
+            Notification(
+                id=position,
+                originator_id=uuid,
+                originator_version=version,
+                topic=topic,
+                state=bytes(state),
+            )
+        )
+    return found

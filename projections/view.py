@@ -14,6 +14,7 @@ from ledger.database import Cursor
 from projections.rows import Rows
 
 Handler = Callable[[Any, Rows, Any], None]
+CID, AT = "_cid", "_at"  # where `cid` and `at` keep their text in an event's dict
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -26,10 +27,10 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def at(event: Any) -> str:
-    """The event's time as view text, computed once per event."""
-    found: str | None = event.__dict__.get("_at")
+    """The event's time as view text, computed once per event (or kept by the decoder)."""
+    found: str | None = event.__dict__.get(AT)
     if found is None:
-        found = event.__dict__["_at"] = iso(event.timestamp) or ""
+        found = event.__dict__[AT] = iso(event.timestamp) or ""
     return found
 
 
@@ -63,10 +64,11 @@ def js(value: Any) -> str:
 
 
 def cid(event: Any) -> str:
-    """The originator id as text (a certificate's or issuer's stream), computed once."""
-    found: str | None = event.__dict__.get("_cid")
+    """The originator id as text (a certificate's or issuer's stream), computed once per
+    event (or kept by the decoder)."""
+    found: str | None = event.__dict__.get(CID)
     if found is None:
-        found = event.__dict__["_cid"] = str(event.originator_id)
+        found = event.__dict__[CID] = str(event.originator_id)
     return found
 
 

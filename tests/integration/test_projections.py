@@ -27,6 +27,7 @@ from projections.projector import Projector
 from projections.queries import Queries
 from projections.source import EventLog, StreamShare, default_mapper
 from tests.integration.conftest import PolicyFactory
+from tests.unit.test_view_decode import assert_kept_texts, fields
 
 CTX = Ctx("admin")
 
@@ -284,8 +285,11 @@ def test_the_event_log_reads_what_the_recorder_reads(
         assert vars(mapper.to_domain_event(n)) == expected
         fast_event = quick.to_domain_event(n)
         assert type(fast_event) is type(ledger.mapper.to_domain_event(n))
-        assert vars(fast_event) == expected
-        assert [type(v) for v in vars(fast_event).values()] == [type(v) for v in expected.values()]
+        assert fields(fast_event) == expected
+        assert [type(v) for v in fields(fast_event).values()] == [
+            type(v) for v in expected.values()
+        ]
+        assert_kept_texts(fast_event)
 
 
 def read_share(share: StreamShare, batch: int) -> list[Notification]:
