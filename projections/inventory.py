@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from projections.rows import Rows
-from projections.view import View, cid, iso_of, on, staged
+from projections.view import View, cid, iso_of, loads, on, staged
 from projections.x509facts import x509_facts
 
 T = "v_inventory"
@@ -86,7 +85,7 @@ class InventoryView(View):
         facts["issuer_key"] = (facts["issuer"] or "").lower()
         rows.patch(T, (cid(e),), **facts, version=e.version, listed=1, enabled=1)
         rows.delete_where(SANS, cid(e))
-        for san in json.loads(row["sans"] or "[]"):
+        for san in loads(row["sans"] or "[]"):
             rows.put(SANS, {"cert_id": cid(e), "san": san})
         rows.delete(S, cid(e), e.version)
 

@@ -7,7 +7,6 @@ what will happen and when. The decisions themselves are taken on the aggregate.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ from ledger.lifetime.rules import (
     issuer_from_policy,
 )
 from projections.rows import Row, Rows
-from projections.view import View, cid, iso, iso_of, js, on
+from projections.view import View, cid, iso, iso_of, js, loads, on
 
 T = "v_lifetime"
 COLUMNS = (
@@ -56,7 +55,7 @@ def facts_of(row: dict[str, Any]) -> LifetimeFacts | None:
         return None
     renewal = None
     if row["renewal"]:
-        r = json.loads(row["renewal"])
+        r = loads(row["renewal"])
         renewal = RenewalFacts(
             attempts=int(r["attempts"]),
             operation=r["operation"],
@@ -69,8 +68,8 @@ def facts_of(row: dict[str, Any]) -> LifetimeFacts | None:
         nbf=nbf,
         exp=exp,
         issuer=str(row["issuer"]),
-        actions=[ActionSpec(**a) for a in json.loads(row["actions"])],
-        fired=set(json.loads(row["fired"])),
+        actions=[ActionSpec(**a) for a in loads(row["actions"])],
+        fired=set(loads(row["fired"])),
         op_version=row["op_version"],
         renewal=renewal,
     )
@@ -144,7 +143,7 @@ class LifetimeView(View):
     def certificate(self, rows: Rows, e: Any) -> None:
         row = self._row(rows, e)
         if row is not None:
-            pending = json.loads(row["pending"])
+            pending = loads(row["pending"])
             pending[e.version] = [iso_of(e, "not_before"), iso_of(e, "not_after")]
             self._change(rows, e, pending=js(pending))
 
@@ -153,7 +152,7 @@ class LifetimeView(View):
         row = self._row(rows, e)
         if row is None:
             return
-        pending = json.loads(row["pending"])
+        pending = loads(row["pending"])
         nbf, exp = pending.pop(e.version, [None, None])
         op = None if row["op_version"] == e.version else row["op_version"]
         self._change(
@@ -179,7 +178,7 @@ class LifetimeView(View):
     def op_deleted(self, rows: Rows, e: Any) -> None:
         row = self._row(rows, e)
         if row is not None:
-            pending = json.loads(row["pending"])
+            pending = loads(row["pending"])
             pending.pop(e.version, None)
             op = None if row["op_version"] == e.version else row["op_version"]
             self._change(rows, e, op_version=op, pending=js(pending))
@@ -189,7 +188,7 @@ class LifetimeView(View):
         row = self._row(rows, e)
         if row is None or row["version"] != e.version:
             return
-        fired = json.loads(row["fired"])
+        fired = loads(row["fired"])
         fired.append(f"{e.action}:{e.trigger}")
         values: dict[str, Any] = {"fired": js(fired)}
         if e.action == NEAR_EXPIRY:
@@ -205,7 +204,7 @@ class LifetimeView(View):
         row = self._row(rows, e)
         if row is None or row["version"] != e.version or not row["renewal"]:
             return
-        r = json.loads(row["renewal"])
+        r = loads(row["renewal"])
         r["attempts"] = e.attempt
         if type(e).__name__ == "RenewalAttempted":
             r.update(operation=e.new_version, retry_at=None)

@@ -9,12 +9,11 @@ ledger has seen, by its SHA-256, with the fields the compliance rules read.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from typing import Any
 
 from projections.rows import Rows
-from projections.view import View, cid, iso, js, js_of, on
+from projections.view import View, at, cid, js, js_of, loads, on
 from projections.x509facts import spki_sha256, x509_facts
 
 T = "v_lineage"
@@ -97,7 +96,7 @@ class LineageView(View):
         found = self._policies.get(fingerprint)
         if found is None:
             row = rows.get(P, fingerprint)
-            found = json.loads(row["policy"]) if row else {}
+            found = loads(row["policy"]) if row else {}
             self._remember(fingerprint, found)
         return found
 
@@ -144,7 +143,7 @@ class LineageView(View):
             {
                 "fingerprint": e.fingerprint,
                 "policy": js_of(e, "policy"),
-                "first_seen": iso(e.timestamp),
+                "first_seen": at(e),
                 "validity_months": facts["validity_months"],
                 "actions": facts["actions"],
             },
@@ -167,7 +166,7 @@ class LineageView(View):
     @on("Certificate.X509Merged")
     def merged(self, rows: Rows, e: Any) -> None:
         values = dict(certificate_facts(e.cert_der))
-        values.update(issued_at=iso(e.timestamp), ca_changes=js(e.ca_changes))
+        values.update(issued_at=at(e), ca_changes=js(e.ca_changes))
         self._set(rows, e, values)
 
     @on("Certificate.CertificateImported")
@@ -175,14 +174,14 @@ class LineageView(View):
         values = dict(certificate_facts(e.cert_der))
         values.update(
             spki_sha256=spki_sha256(e.public_key_pem),
-            issued_at=iso(e.timestamp),
+            issued_at=at(e),
             ca_changes=js({}),
         )
         self._open(rows, e, values)
 
     @on("Certificate.CancellationRequested")
     def cancel_requested(self, rows: Rows, e: Any) -> None:
-        self._set(rows, e, {"cancel_requested_at": iso(e.timestamp)})
+        self._set(rows, e, {"cancel_requested_at": at(e)})
 
     @on("Certificate.OperationCancelled")
     def cancelled(self, rows: Rows, e: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ledger.database import Db
 from projections.rows import Rows
-from projections.view import View, cid, iso, on
+from projections.view import View, at, cid, iso, on
 
 T = "v_notifications"
 COLUMNS = (
@@ -74,7 +74,7 @@ class NotificationsView(View):
             status="delivered",
             attempts=e.attempt,
             next_attempt=None,
-            delivered_at=iso(e.timestamp),
+            delivered_at=at(e),
         )
 
     @on("Notification.DeliveryFailed")

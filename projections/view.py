@@ -63,6 +63,14 @@ def js(value: Any) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def loads(text: str | bytes) -> Any:
+    """JSON as `js` writes it, read back (with orjson, or json for what orjson refuses)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def cid(event: Any) -> str:
     """The originator id as text (a certificate's or issuer's stream), computed once per
     event (or kept by the decoder)."""

@@ -22,7 +22,7 @@ from eventsourcing.persistence import (
 )
 
 from projections.decode import FastMapper, fast
-from projections.view import AT, CID, at, cid, iso, js
+from projections.view import AT, CID, at, cid, iso, js, loads
 
 
 class Thing(Aggregate):
@@ -128,3 +128,11 @@ def test_view_json_is_compact_sorted_and_keeps_what_orjson_cannot_write() -> Non
     lone = "\ud800"
     assert json.loads(js({"x": lone})) == {"x": lone}
     assert json.loads(js([2**70])) == [2**70]
+
+
+@pytest.mark.parametrize(
+    "value", [{"b": [1, "é", 2.5], "a": {"c": None}}, [], {}, {"x": "\ud800"}, [2**70]]
+)
+def test_view_json_reads_back_what_it_wrote(value: Any) -> None:
+    assert loads(js(value)) == value
+    assert loads(js(value).encode("utf-8", "surrogatepass")) == value
