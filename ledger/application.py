@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
+import random
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 from cryptography import x509
@@ -24,7 +27,14 @@ from ledger.domain.access import ACCESS_ID, AccessControl
 from ledger.domain.certificate import Certificate, Version, X509Facts
 from ledger.domain.contacts import CONTACTS_ID, Contacts, check_contacts
 from ledger.domain.context import SYSTEM, Ctx
-from ledger.domain.errors import BadParameter, Conflict, Forbidden, IssuerNotFound, NotFound
+from ledger.domain.errors import (
+    BadParameter,
+    ConcurrentChange,
+    Conflict,
+    Forbidden,
+    IssuerNotFound,
+    NotFound,
+)
 from ledger.domain.ids import certificate_id, check_name, issuer_id
 from ledger.domain.issuer import RESERVED_ISSUERS, Issuer
 from ledger.domain.policy import CertificatePolicy, PolicyError
@@ -55,6 +65,28 @@ PKCS12 = "application/x-pkcs12"
 PEM = "application/x-pem-file"
 
 A = TypeVar("A", bound=Aggregate)
+P = ParamSpec("P")
+R = TypeVar("R")
+RACE_ATTEMPTS = 5  # tries of a command whose aggregate other writers keep changing
+
+
+def retried(command: Callable[P, R]) -> Callable[P, R]:
+    """A command run again, on the new state, when another writer (a worker, another API
+    process) saved its aggregate between its load and its save; after `RACE_ATTEMPTS`
+    tries the conflict stands (409). For commands that load what they change and touch
+    nothing outside the database."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, RACE_ATTEMPTS):
+            try:
+                return command(*args, **kwargs)
+            except ConcurrentChange:
+                time.sleep(random.uniform(0, 0.005 * attempt))
+        return command(*args, **kwargs)
+
+    return run
+
 
 SIGN_ALGORITHMS: dict[str, tuple[str, hashes.HashAlgorithm]] = {
     "RS256": ("RSA", hashes.SHA256()),
@@ -178,7 +210,8 @@ class Ledger(Application[UUID]):
                 *aggregates, custody_rows=custody, stream_labels=new_stream_labels(aggregates)
             )
         except IntegrityError as exc:
-            raise Conflict("the certificate changed concurrently; retry the request") from exc
+            what = type(aggregates[0]).__name__.lower() if aggregates else "ledger"
+            raise ConcurrentChange(f"the {what} changed concurrently; retry the request") from exc
 
     def _load(self, aggregate_id: UUID, cls: type[A], *, copy: bool = True) -> A | None:
         """The aggregate, or None; `copy=False` shares the cached object (read only!)."""
@@ -348,6 +381,7 @@ class Ledger(Application[UUID]):
             raise BadParameter(f"issuer.name: issuer {name!r} is disabled")
         return issuer.name
 
+    @retried
     def merge_certificate(self, ctx: Ctx, name: str, data: bytes | str) -> Certificate:
         """A user's merge of the CA-signed certificate: completes the operation at once."""
         self.authorize(ctx, "create", f"certificates/{name}")
@@ -374,6 +408,7 @@ class Ledger(Application[UUID]):
         self.commit(cert)
         return cert
 
+    @retried
     def cancel_operation(self, ctx: Ctx, name: str) -> Certificate:
         self.authorize(ctx, "update", f"certificates/{name}/pending")
         cert = self.certificate(name)
@@ -381,6 +416,7 @@ class Ledger(Application[UUID]):
         self.commit(cert)
         return cert
 
+    @retried
     def delete_operation(self, ctx: Ctx, name: str) -> Certificate:
         self.authorize(ctx, "delete", f"certificates/{name}/pending")
         cert = self.certificate(name)
@@ -440,6 +476,7 @@ class Ledger(Application[UUID]):
         self.commit(cert, custody=handle.writes)
         return cert
 
+    @retried
     def update_certificate(
         self,
         ctx: Ctx,
@@ -455,6 +492,7 @@ class Ledger(Application[UUID]):
         self.commit(cert)
         return cert.versions[updated.version]
 
+    @retried
     def update_policy(self, ctx: Ctx, name: str, patch: dict[str, Any]) -> CertificatePolicy:
         """Key Vault's PATCH of a policy: merged onto the stored one."""
         self.authorize(ctx, "update", f"certificates/{name}/policy")
@@ -467,6 +505,7 @@ class Ledger(Application[UUID]):
 
     # -- deletion ---------------------------------------------------------
 
+    @retried
     def delete_certificate(self, ctx: Ctx, name: str) -> Certificate:
         self.authorize(ctx, "delete", f"certificates/{name}")
         cert = self.find_certificate(name)
@@ -485,6 +524,7 @@ class Ledger(Application[UUID]):
             raise NotFound(f"deleted certificate {name!r} not found")
         return cert
 
+    @retried
     def recover_certificate(self, ctx: Ctx, name: str) -> Certificate:
         self.authorize(ctx, "recover", f"deletedcertificates/{name}")
         cert = self.deleted_certificate(name)
@@ -683,6 +723,7 @@ class Ledger(Application[UUID]):
             raise IssuerNotFound(f"issuer {name!r} not found")
         return issuer
 
+    @retried
     def delete_issuer(self, ctx: Ctx, name: str) -> Issuer:
         self.authorize(ctx, "deleteissuers", f"certificates/issuers/{name}")
         issuer = self.issuer(ctx, name)
@@ -706,6 +747,7 @@ class Ledger(Application[UUID]):
 
     # -- contacts ---------------------------------------------------------
 
+    @retried
     def set_contacts(self, ctx: Ctx, contacts: Any) -> Contacts:
         self.authorize(ctx, "managecontacts", "certificates/contacts")
         checked = check_contacts(contacts)
@@ -714,6 +756,7 @@ class Ledger(Application[UUID]):
         self.commit(book)
         return book
 
+    @retried
     def delete_contacts(self, ctx: Ctx) -> Contacts:
         self.authorize(ctx, "managecontacts", "certificates/contacts")
         book = self._load(CONTACTS_ID, Contacts)
@@ -725,12 +768,14 @@ class Ledger(Application[UUID]):
 
     # -- access -----------------------------------------------------------
 
+    @retried
     def grant(self, ctx: Ctx, principal: str, permissions: list[str]) -> AccessControl:
         access = self.access()
         access.grant(ctx, principal, permissions)
         self.commit(access)
         return access
 
+    @retried
     def revoke(self, ctx: Ctx, principal: str, permissions: list[str]) -> AccessControl:
         access = self.access()
         access.revoke(ctx, principal, permissions)

@@ -36,5 +36,9 @@ class Conflict(LedgerError):
     code = "Conflict"
 
 
+class ConcurrentChange(Conflict):
+    """Another writer saved the same aggregate between this command's load and its save."""
+
+
 class Forbidden(LedgerError):
     code = "Forbidden"
