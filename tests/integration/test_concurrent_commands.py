@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,17 +25,25 @@ def rival(settings: Settings) -> Iterator[Ledger]:
     other.close()
 
 
-def race_before_commit(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, rival_move: Callable[[], Any], times: int
+def losing_races(
+    ledger: Ledger,
+    rival: Ledger,
+    make_policy: PolicyFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    times: int,
 ) -> list[int]:
-    """The first `times` saves of `ledger` find that the rival saved first."""
+    """A pending certificate `name` whose first `times` saves through `ledger` find that
+    the rival changed its policy first; the saves tried are counted in the list returned."""
+    ledger.create_certificate(CTX, name, make_policy(issuer="Unknown", validity_months=12))
+    months = iter(range(1, 10))
     original = ledger.commit
     calls: list[int] = []
 
     def commit(*aggregates: Any, **kwargs: Any) -> None:
         calls.append(1)
         if len(calls) <= times:
-            rival_move()
+            rival.update_policy(CTX, name, {"x509_props": {"validity_months": next(months)}})
         original(*aggregates, **kwargs)
 
     monkeypatch.setattr(ledger, "commit", commit)
@@ -43,18 +51,9 @@ def race_before_commit(
 
 
 def test_a_command_that_lost_a_race_runs_again_on_the_new_state(
-    ledger: Ledger,
-    rival: Ledger,
-    make_policy: PolicyFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    ledger: Ledger, rival: Ledger, make_policy: PolicyFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger.create_certificate(CTX, "pending", make_policy(issuer="Unknown", validity_months=12))
-    months = iter(range(1, 10))
-
-    def shorten() -> None:
-        rival.update_policy(CTX, "pending", {"x509_props": {"validity_months": next(months)}})
-
-    calls = race_before_commit(ledger, monkeypatch, shorten, times=2)
+    calls = losing_races(ledger, rival, make_policy, monkeypatch, "pending", times=2)
     ledger.cancel_operation(CTX, "pending")
     assert len(calls) == 3  # two lost races, then saved
     cert = ledger.certificate("pending")
@@ -63,18 +62,9 @@ def test_a_command_that_lost_a_race_runs_again_on_the_new_state(
 
 
 def test_a_command_that_keeps_losing_gives_up_with_a_conflict(
-    ledger: Ledger,
-    rival: Ledger,
-    make_policy: PolicyFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    ledger: Ledger, rival: Ledger, make_policy: PolicyFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger.create_certificate(CTX, "busy", make_policy(issuer="Unknown", validity_months=12))
-    months = iter(range(1, 10))
-
-    def shorten() -> None:
-        rival.update_policy(CTX, "busy", {"x509_props": {"validity_months": next(months)}})
-
-    calls = race_before_commit(ledger, monkeypatch, shorten, times=RACE_ATTEMPTS)
+    calls = losing_races(ledger, rival, make_policy, monkeypatch, "busy", times=RACE_ATTEMPTS)
     with pytest.raises(ConcurrentChange, match="certificate changed concurrently") as raised:
         ledger.delete_operation(CTX, "busy")
     assert raised.value.code == "Conflict"
