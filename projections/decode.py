@@ -41,6 +41,17 @@ def _value(value: Any) -> Any:
     return value
 
 
+def _fields(state: dict[str, Any], typed: int) -> dict[str, Any]:
+    """`_value` of an event's state holding `typed` "_type_" texts: when they are all the
+    fields' own typed values (the event's times, ids), nothing deeper is walked."""
+    found = 0
+    for k, v in state.items():
+        if type(v) is dict and len(v) == 2 and "_type_" in v and type(v.get("_data_")) is str:
+            state[k] = TYPES[v["_type_"]](v["_data_"])
+            found += 1
+    return state if found == typed else _value(state)
+
+
 class FastMapper(Mapper[UUID]):
     """Decodes like `mapper`; stored events only (the views never encode)."""
 
@@ -54,7 +65,7 @@ class FastMapper(Mapper[UUID]):
         try:
             raw = orjson.loads(stored_event.state)
             stamp = raw.get("timestamp")
-            state: dict[str, Any] = _value(raw)
+            state: dict[str, Any] = _fields(raw, stored_event.state.count(b'"_type_"'))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             return super().to_domain_event(stored_event)  # the library says what is wrong
         stream = stored_event.originator_id

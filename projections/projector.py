@@ -352,10 +352,6 @@ class Projector:
             def shown(done: int, total: int) -> None:
                 progress(until * done // max(total, 1), until)
 
-        if shares == 1:
-            here = _share_projector(self.db, self.mapper, classes, until, (0, 1))
-            here.catch_up(batch_size=REBUILD_BATCH, progress=shown)
-            return
         context: Any = multiprocessing.get_context(
             "fork" if threading.active_count() == 1 else "forkserver"
         )

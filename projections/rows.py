@@ -134,8 +134,7 @@ class Rows:
         nothing in the database.
         """
         t = self.tables[table]
-        full = t.blank.copy()
-        full.update(row)
+        full = {**t.blank, **row}
         key = t.key_of(full)
         t.remember(key, full)
         t.dirty.add(key)

@@ -49,6 +49,9 @@ PAYLOADS: list[Any] = [
     {"_type_": "looks typed", "other": 1},
     {"_type_": "only one key"},
     {"unicode": "é€😀", "empty": {}, "list": []},
+    {"text": "_type_", "texts": ["_type_", {"_data_": "_type_"}]},
+    uuid4(),
+    {"policy": {"deep": {"deeper": [1, {"x": None}]}}, "when": [datetime(2026, 3, 4, tzinfo=UTC)]},
 ]
 
 
