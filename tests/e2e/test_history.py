@@ -140,6 +140,8 @@ def test_replay_reports_drift_by_certificate_and_field(cli: Run, home: Path) -> 
     ]
     cli("projections", "rebuild", "versions")
     assert "every view agrees" in cli("replay").stderr
+    too_many = cli("projections", "rebuild", "--jobs", "17", expect=2)
+    assert "--jobs" in too_many.stderr and "1<=x<=16" in too_many.stderr
 
 
 def test_bulk_import_of_a_folder(cli: Run, tmp_path: Path) -> None:
