@@ -290,28 +290,27 @@ class Cursor:
         return int(self._cursor.rowcount)
 
 
+def log_table(db: Db) -> tuple[str, str]:
+    """The event log's table, and its column of positions in the whole log."""
+    if db.url.is_sqlite:
+        return "stored_events", "rowid"
+    return f'"{db.url.schema}".ledger_events', "notification_id"
+
+
 def stream_positions(db: Db, originator_id: str) -> dict[int, int]:
     """Each event's notification position (its place in the whole log), by stream version."""
-    if db.url.is_sqlite:
-        rows = db.execute(
-            "SELECT originator_version, rowid FROM stored_events WHERE originator_id = ?",
-            [originator_id.replace("-", "")],
-        )
-    else:
-        rows = db.execute(
-            f'SELECT originator_version, notification_id FROM "{db.url.schema}".ledger_events'
-            " WHERE originator_id = ?",
-            [originator_id],
-        )
+    table, position = log_table(db)
+    stream = originator_id.replace("-", "") if db.url.is_sqlite else originator_id
+    rows = db.execute(
+        f"SELECT originator_version, {position} FROM {table} WHERE originator_id = ?", [stream]
+    )
     return {int(v): int(p) for v, p in rows}
 
 
 def log_head(db: Db) -> int:
     """The position of the last event in the log (0 when empty or not yet created)."""
-    if db.url.is_sqlite:
-        sql = "SELECT MAX(rowid) FROM stored_events"
-    else:
-        sql = f'SELECT MAX(notification_id) FROM "{db.url.schema}".ledger_events'
+    table, position = log_table(db)
+    sql = f"SELECT MAX({position}) FROM {table}"
     try:
         rows = db.execute(sql)
     except Exception:  # the log's table does not exist yet

@@ -21,7 +21,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
-from ledger.database import Db, log_head
+from ledger.database import Db, log_head, log_table
 
 
 def default_mapper() -> Mapper[UUID]:
@@ -33,26 +33,18 @@ def default_mapper() -> Mapper[UUID]:
 
 
 class EventLog:
-    """Reads stored events in log order from the ledger's database (up to `until`)."""
+    """Reads stored events in log order from the ledger's database."""
 
-    def __init__(self, db: Db, *, until: int | None = None) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
-        self.until = until
-        if db.url.is_sqlite:
-            position, table = "rowid", "stored_events"
-        else:
-            position, table = "notification_id", f'"{db.url.schema}".ledger_events'
-        where = f"{position} >= ?"
-        if until is not None:
-            where += f" AND {position} <= {int(until)}"
+        table, position = log_table(db)
         self._select = (
             f"SELECT {position}, originator_id, originator_version, topic, state FROM {table}"
-            f" WHERE {where} ORDER BY {position} LIMIT ?"
+            f" WHERE {position} >= ? ORDER BY {position} LIMIT ?"
         )
 
     def max_notification_id(self) -> int:
-        head = log_head(self.db)
-        return head if self.until is None else min(head, self.until)
+        return log_head(self.db)
 
     def select_notifications(self, start: int, limit: int) -> Sequence[Notification]:
         rows: list[tuple[Any, ...]] = self.db.execute(self._select, [start, limit])
@@ -81,12 +73,11 @@ class StreamShare:
         self.read = 0
         self._total: int | None = None
         low, high = HEX[len(HEX) * k // n], HEX[len(HEX) * (k + 1) // n :][:1]
+        table, position = log_table(db)
         if db.url.is_sqlite:  # ids are stored as 32 hex digits
-            position, table = "rowid", "stored_events"
             first: Any = low
             self._bounds: list[Any] = [high] if high else []
         else:
-            position, table = "notification_id", f'"{db.url.schema}".ledger_events'
             first = UUID(low + "0" * 31)
             self._bounds = [UUID(high + "0" * 31)] if high else []
         self._first = first
